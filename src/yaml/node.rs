@@ -1,0 +1,757 @@
+//! A YAML tree that remembers where every node was written.
+//!
+//! `parse_stream` turns a multi-document YAML text into [`Document`]s whose nodes
+//! carry a [`Span`] in the coordinates of the file the text lives in. For text that is
+//! embedded in another file (an inline manifest in a scenario's block scalar), an
+//! [`Origin`] shifts lines and columns so that positions point into the outer file.
+//!
+//! Plain scalars are typed the way `kubectl` types them (go-yaml v2, YAML 1.1 core
+//! schema): `true`, `yes`, `on`, `y` are booleans, `0x1f` and `017` are integers, `~`
+//! and the empty value are null. Quoted and block scalars are always strings. This
+//! is why `IP-blacklist: true` is a boolean label value, which the API rejects.
+//!
+//! Syntax errors are reported per document: the stream is cut at every `---` line
+//! and each piece is parsed on its own, so a broken document does not hide the
+//! problems of the next one.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, SpannedEventReceiver};
+
+use crate::diag::{Diagnostic, FileId, Span};
+
+/// Where a piece of YAML text sits inside its file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Origin {
+    /// Added to every (1-based) line.
+    pub line_offset: u32,
+    /// Added to every (1-based) column.
+    pub col_offset: u32,
+}
+
+/// How a scalar was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Style {
+    Plain,
+    SingleQuoted,
+    DoubleQuoted,
+    Literal,
+    Folded,
+}
+
+impl Style {
+    pub fn is_block(self) -> bool {
+        matches!(self, Style::Literal | Style::Folded)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scalar {
+    pub text: String,
+    pub style: Style,
+    /// An explicit tag such as `!!str` (the suffix, e.g. `str`), when one was written.
+    pub tag: Option<String>,
+}
+
+/// The value of a plain scalar after YAML typing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Resolved<'a> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(&'a str),
+}
+
+impl Resolved<'_> {
+    /// The JSON-schema type name of this value.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Resolved::Null => "null",
+            Resolved::Bool(_) => "boolean",
+            Resolved::Int(_) => "integer",
+            Resolved::Float(_) => "number",
+            Resolved::Str(_) => "string",
+        }
+    }
+}
+
+impl Scalar {
+    /// Types the scalar as kubectl's YAML reader does.
+    pub fn resolve(&self) -> Resolved<'_> {
+        match self.tag.as_deref() {
+            Some("str") => return Resolved::Str(&self.text),
+            Some("null") => return Resolved::Null,
+            Some("bool") => {
+                if let Some(b) = resolve_bool(&self.text) {
+                    return Resolved::Bool(b);
+                }
+            }
+            Some("int") => {
+                if let Some(i) = resolve_int(&self.text) {
+                    return Resolved::Int(i);
+                }
+            }
+            Some("float") => {
+                if let Some(f) = resolve_float(&self.text) {
+                    return Resolved::Float(f);
+                }
+            }
+            _ => {}
+        }
+        if self.style != Style::Plain {
+            return Resolved::Str(&self.text);
+        }
+        resolve_plain(&self.text)
+    }
+}
+
+pub(crate) fn resolve_plain(t: &str) -> Resolved<'_> {
+    if matches!(t, "" | "~" | "null" | "Null" | "NULL") {
+        return Resolved::Null;
+    }
+    if let Some(b) = resolve_bool(t) {
+        return Resolved::Bool(b);
+    }
+    if let Some(i) = resolve_int(t) {
+        return Resolved::Int(i);
+    }
+    if let Some(f) = resolve_float(t) {
+        return Resolved::Float(f);
+    }
+    Resolved::Str(t)
+}
+
+fn resolve_bool(t: &str) -> Option<bool> {
+    match t {
+        "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
+            Some(true)
+        }
+        "n" | "N" | "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => {
+            Some(false)
+        }
+        _ => None,
+    }
+}
+
+fn resolve_int(t: &str) -> Option<i64> {
+    let cleaned: String = t.chars().filter(|&c| c != '_').collect();
+    let (neg, body) = match cleaned.as_bytes().first()? {
+        b'-' => (true, &cleaned[1..]),
+        b'+' => (false, &cleaned[1..]),
+        _ => (false, &cleaned[..]),
+    };
+    if body.is_empty() || !body.as_bytes()[0].is_ascii_digit() {
+        return None;
+    }
+    let v = if let Some(h) = body.strip_prefix("0x") {
+        i64::from_str_radix(h, 16).ok()?
+    } else if let Some(b) = body.strip_prefix("0b") {
+        i64::from_str_radix(b, 2).ok()?
+    } else if let Some(o) = body.strip_prefix("0o") {
+        i64::from_str_radix(o, 8).ok()?
+    } else if body.len() > 1 && body.starts_with('0') {
+        i64::from_str_radix(&body[1..], 8).ok()?
+    } else {
+        if !body.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        body.parse::<i64>().ok()?
+    };
+    Some(if neg { -v } else { v })
+}
+
+fn resolve_float(t: &str) -> Option<f64> {
+    match t {
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Some(f64::INFINITY),
+        "-.inf" | "-.Inf" | "-.INF" => return Some(f64::NEG_INFINITY),
+        ".nan" | ".NaN" | ".NAN" => return Some(f64::NAN),
+        _ => {}
+    }
+    let b = t.as_bytes();
+    let body = match b.first()? {
+        b'-' | b'+' => &t[1..],
+        _ => t,
+    };
+    // [0-9]*\.?[0-9]+([eE][-+]?[0-9]+)? or [0-9]+\.[0-9]*...
+    let mut chars = body.chars().peekable();
+    let mut digits = 0;
+    let mut seen_dot = false;
+    while let Some(&c) = chars.peek() {
+        if c.is_ascii_digit() || c == '_' {
+            digits += 1;
+            chars.next();
+        } else if c == '.' && !seen_dot {
+            seen_dot = true;
+            chars.next();
+        } else {
+            break;
+        }
+    }
+    if digits == 0 {
+        return None;
+    }
+    if let Some(&c) = chars.peek() {
+        if c == 'e' || c == 'E' {
+            chars.next();
+            if let Some(&s) = chars.peek() {
+                if s == '+' || s == '-' {
+                    chars.next();
+                }
+            }
+            let mut exp = 0;
+            while let Some(&c) = chars.peek() {
+                if c.is_ascii_digit() {
+                    exp += 1;
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            if exp == 0 {
+                return None;
+            }
+        }
+    }
+    if chars.next().is_some() {
+        return None;
+    }
+    t.replace('_', "").parse::<f64>().ok()
+}
+
+/// A YAML node with its position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub span: Span,
+    pub value: Value,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Scalar(Scalar),
+    Seq(Vec<Node>),
+    /// Entries in the order written. Duplicate keys are reported while parsing and
+    /// the later entry is dropped.
+    Map(Vec<(Node, Node)>),
+}
+
+impl Node {
+    pub fn scalar(&self) -> Option<&Scalar> {
+        match &self.value {
+            Value::Scalar(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The typed value of a scalar node.
+    pub fn resolved(&self) -> Option<Resolved<'_>> {
+        self.scalar().map(Scalar::resolve)
+    }
+
+    /// The text of a node that is a string (quoted, block, or a plain scalar that
+    /// types as a string).
+    pub fn as_str(&self) -> Option<&str> {
+        match self.resolved()? {
+            Resolved::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The raw text of any scalar, whatever its YAML type.
+    pub fn scalar_text(&self) -> Option<&str> {
+        self.scalar().map(|s| s.text.as_str())
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self.resolved(), Some(Resolved::Null))
+    }
+
+    pub fn as_map(&self) -> Option<&[(Node, Node)]> {
+        match &self.value {
+            Value::Map(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    pub fn as_seq(&self) -> Option<&[Node]> {
+        match &self.value {
+            Value::Seq(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The value under a string key of a mapping.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        self.entry(key).map(|(_, v)| v)
+    }
+
+    /// The key node and value node under a string key of a mapping.
+    pub fn entry(&self, key: &str) -> Option<(&Node, &Node)> {
+        self.as_map()?
+            .iter()
+            .find(|(k, _)| k.scalar_text() == Some(key))
+            .map(|(k, v)| (k, v))
+    }
+
+    /// The JSON-schema type name of this node ("object", "array", "string", ...).
+    pub fn type_name(&self) -> &'static str {
+        match &self.value {
+            Value::Map(_) => "object",
+            Value::Seq(_) => "array",
+            Value::Scalar(s) => s.resolve().type_name(),
+        }
+    }
+
+    /// A short rendering for messages: scalars as written, collections by kind.
+    pub fn describe(&self) -> String {
+        match &self.value {
+            Value::Scalar(s) => match s.resolve() {
+                Resolved::Str(t) => format!("string {t:?}"),
+                Resolved::Null => "null".to_string(),
+                r => format!("{} `{}`", r.type_name(), s.text),
+            },
+            Value::Seq(_) => "a list".to_string(),
+            Value::Map(_) => "a mapping".to_string(),
+        }
+    }
+
+    /// Converts to JSON (for merge patches and JSON output). Plain scalars are typed.
+    pub fn to_json(&self) -> serde_json::Value {
+        match &self.value {
+            Value::Scalar(s) => match s.resolve() {
+                Resolved::Null => serde_json::Value::Null,
+                Resolved::Bool(b) => serde_json::Value::Bool(b),
+                Resolved::Int(i) => serde_json::Value::from(i),
+                Resolved::Float(f) => serde_json::Number::from_f64(f)
+                    .map(serde_json::Value::Number)
+                    .unwrap_or_else(|| serde_json::Value::String(s.text.clone())),
+                Resolved::Str(t) => serde_json::Value::String(t.to_string()),
+            },
+            Value::Seq(items) => {
+                serde_json::Value::Array(items.iter().map(Node::to_json).collect())
+            }
+            Value::Map(entries) => serde_json::Value::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.scalar_text().unwrap_or_default().to_string(), v.to_json()))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Builds a node tree from JSON, every node at `span` (for values that came
+    /// from a merge patch or from code).
+    pub fn from_json(v: &serde_json::Value, span: Span) -> Node {
+        let value = match v {
+            serde_json::Value::Null => Value::Scalar(Scalar {
+                text: "null".into(),
+                style: Style::Plain,
+                tag: None,
+            }),
+            serde_json::Value::Bool(b) => Value::Scalar(Scalar {
+                text: b.to_string(),
+                style: Style::Plain,
+                tag: None,
+            }),
+            serde_json::Value::Number(n) => Value::Scalar(Scalar {
+                text: n.to_string(),
+                style: Style::Plain,
+                tag: None,
+            }),
+            serde_json::Value::String(s) => Value::Scalar(Scalar {
+                text: s.clone(),
+                style: Style::DoubleQuoted,
+                tag: None,
+            }),
+            serde_json::Value::Array(a) => {
+                Value::Seq(a.iter().map(|x| Node::from_json(x, span)).collect())
+            }
+            serde_json::Value::Object(o) => Value::Map(
+                o.iter()
+                    .map(|(k, x)| {
+                        (
+                            Node {
+                                span,
+                                value: Value::Scalar(Scalar {
+                                    text: k.clone(),
+                                    style: Style::DoubleQuoted,
+                                    tag: None,
+                                }),
+                            },
+                            Node::from_json(x, span),
+                        )
+                    })
+                    .collect(),
+            ),
+        };
+        Node { span, value }
+    }
+
+    /// Visits every scalar mutably (used for `${VAR}` substitution).
+    pub fn for_each_scalar_mut(&mut self, f: &mut dyn FnMut(Span, &mut Scalar)) {
+        let span = self.span;
+        match &mut self.value {
+            Value::Scalar(s) => f(span, s),
+            Value::Seq(items) => items.iter_mut().for_each(|n| n.for_each_scalar_mut(f)),
+            Value::Map(entries) => entries
+                .iter_mut()
+                .for_each(|(_, v)| v.for_each_scalar_mut(f)),
+        }
+    }
+}
+
+/// One document of a stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    /// Span of the document's first node.
+    pub span: Span,
+    pub root: Node,
+}
+
+/// Parses a multi-document YAML stream. Returns the documents that parsed and a
+/// diagnostic for every document that did not. Empty documents (only comments or
+/// nothing) are skipped.
+pub fn parse_stream(text: &str, file: FileId, origin: Origin) -> (Vec<Document>, Vec<Diagnostic>) {
+    let mut docs = Vec::new();
+    let mut diags = Vec::new();
+    for (first_line, chunk) in split_documents(text) {
+        let origin = Origin {
+            line_offset: origin.line_offset + first_line,
+            col_offset: origin.col_offset,
+        };
+        let mut b = Builder::new(file, origin);
+        let mut parser = Parser::new_from_str(chunk);
+        let res = parser.load(&mut b, true);
+        docs.append(&mut b.docs);
+        diags.append(&mut b.diags);
+        if let Err(e) = res {
+            diags.push(scan_error(&e, file, origin));
+        }
+    }
+    (docs, diags)
+}
+
+/// Parses text that must hold exactly one document (a scenario file).
+pub fn parse_single(text: &str, file: FileId) -> (Option<Document>, Vec<Diagnostic>) {
+    let (mut docs, mut diags) = parse_stream(text, file, Origin::default());
+    if docs.len() > 1 {
+        let extra = &docs[1];
+        diags.push(Diagnostic::error(
+            extra.span,
+            "a scenario file holds exactly one YAML document; found another one here",
+        ));
+    }
+    if docs.is_empty() && diags.is_empty() {
+        diags.push(Diagnostic::error(
+            Span::new(file, 1, 1),
+            "the file is empty: expected a YAML mapping",
+        ));
+    }
+    let first = if docs.is_empty() {
+        None
+    } else {
+        Some(docs.swap_remove(0))
+    };
+    (first, diags)
+}
+
+fn scan_error(e: &ScanError, file: FileId, origin: Origin) -> Diagnostic {
+    let m = e.marker();
+    let info = e.info();
+    let msg = match info {
+        "mapping values are not allowed in this context" => {
+            "invalid YAML: mapping values are not allowed in this context (is a space missing after a `:`, or is the indentation off?)".to_string()
+        }
+        other => format!("invalid YAML: {other}"),
+    };
+    Diagnostic::error(
+        Span::new(
+            file,
+            m.line() as u32 + origin.line_offset,
+            m.col() as u32 + 1 + origin.col_offset,
+        ),
+        msg,
+    )
+}
+
+/// Cuts a stream at lines that start a new document (`---` at column 0), so that each
+/// document is parsed on its own. Returns (lines before the piece, piece).
+fn split_documents(text: &str) -> Vec<(u32, &str)> {
+    let mut pieces = Vec::new();
+    let mut start = 0usize;
+    let mut start_line = 0u32;
+    let mut line_no = 0u32;
+    let mut pos = 0usize;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_end_matches(['\n', '\r']);
+        let is_marker =
+            trimmed == "---" || trimmed.starts_with("--- ") || trimmed.starts_with("---\t");
+        if is_marker && pos > start {
+            pieces.push((start_line, &text[start..pos]));
+            start = pos;
+            start_line = line_no;
+        }
+        pos += line.len();
+        line_no += 1;
+    }
+    if start < text.len() || pieces.is_empty() {
+        pieces.push((start_line, &text[start..]));
+    }
+    pieces
+}
+
+enum Frame {
+    Seq {
+        span: Span,
+        anchor: usize,
+        items: Vec<Node>,
+    },
+    Map {
+        span: Span,
+        anchor: usize,
+        entries: Vec<(Node, Node)>,
+        pending_key: Option<Node>,
+    },
+}
+
+struct Builder {
+    file: FileId,
+    origin: Origin,
+    stack: Vec<Frame>,
+    anchors: HashMap<usize, Node>,
+    docs: Vec<Document>,
+    diags: Vec<Diagnostic>,
+}
+
+impl Builder {
+    fn new(file: FileId, origin: Origin) -> Builder {
+        Builder {
+            file,
+            origin,
+            stack: Vec::new(),
+            anchors: HashMap::new(),
+            docs: Vec::new(),
+            diags: Vec::new(),
+        }
+    }
+
+    fn span(&self, s: saphyr_parser::Span) -> Span {
+        Span::new(
+            self.file,
+            s.start.line() as u32 + self.origin.line_offset,
+            s.start.col() as u32 + 1 + self.origin.col_offset,
+        )
+    }
+
+    fn push_node(&mut self, node: Node) {
+        match self.stack.last_mut() {
+            None => self.docs.push(Document {
+                span: node.span,
+                root: node,
+            }),
+            Some(Frame::Seq { items, .. }) => items.push(node),
+            Some(Frame::Map {
+                entries,
+                pending_key,
+                ..
+            }) => match pending_key.take() {
+                None => *pending_key = Some(node),
+                Some(key) => {
+                    let dup = key.scalar_text().is_some()
+                        && entries.iter().any(|(k, _)| {
+                            k.scalar_text().is_some() && k.scalar_text() == key.scalar_text()
+                        });
+                    if dup {
+                        self.diags.push(Diagnostic::error(
+                            key.span,
+                            format!(
+                                "duplicate key `{}` in this mapping",
+                                key.scalar_text().unwrap_or_default()
+                            ),
+                        ));
+                    } else if key.scalar().is_none() {
+                        self.diags
+                            .push(Diagnostic::error(key.span, "mapping keys must be scalars"));
+                    } else {
+                        entries.push((key, node));
+                    }
+                }
+            },
+        }
+    }
+}
+
+impl<'input> SpannedEventReceiver<'input> for Builder {
+    fn on_event(&mut self, ev: Event<'input>, span: saphyr_parser::Span) {
+        let sp = self.span(span);
+        match ev {
+            Event::Scalar(text, style, anchor, tag) => {
+                let style = match style {
+                    ScalarStyle::Plain => Style::Plain,
+                    ScalarStyle::SingleQuoted => Style::SingleQuoted,
+                    ScalarStyle::DoubleQuoted => Style::DoubleQuoted,
+                    ScalarStyle::Literal => Style::Literal,
+                    ScalarStyle::Folded => Style::Folded,
+                };
+                let tag = tag.map(|t: Cow<'_, saphyr_parser::Tag>| t.suffix.clone());
+                let node = Node {
+                    span: sp,
+                    value: Value::Scalar(Scalar {
+                        text: text.into_owned(),
+                        style,
+                        tag,
+                    }),
+                };
+                if anchor != 0 {
+                    self.anchors.insert(anchor, node.clone());
+                }
+                self.push_node(node);
+            }
+            Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq {
+                span: sp,
+                anchor,
+                items: Vec::new(),
+            }),
+            Event::MappingStart(anchor, _) => self.stack.push(Frame::Map {
+                span: sp,
+                anchor,
+                entries: Vec::new(),
+                pending_key: None,
+            }),
+            Event::SequenceEnd | Event::MappingEnd => {
+                let node = match self.stack.pop() {
+                    Some(Frame::Seq {
+                        span,
+                        anchor,
+                        items,
+                    }) => (
+                        anchor,
+                        Node {
+                            span,
+                            value: Value::Seq(items),
+                        },
+                    ),
+                    Some(Frame::Map {
+                        span,
+                        anchor,
+                        entries,
+                        ..
+                    }) => (
+                        anchor,
+                        Node {
+                            span,
+                            value: Value::Map(entries),
+                        },
+                    ),
+                    None => return,
+                };
+                if node.0 != 0 {
+                    self.anchors.insert(node.0, node.1.clone());
+                }
+                self.push_node(node.1);
+            }
+            Event::Alias(id) => match self.anchors.get(&id) {
+                Some(n) => {
+                    let mut n = n.clone();
+                    n.span = sp;
+                    self.push_node(n)
+                }
+                None => self
+                    .diags
+                    .push(Diagnostic::error(sp, "alias refers to an unknown anchor")),
+            },
+            Event::StreamStart
+            | Event::StreamEnd
+            | Event::DocumentStart(_)
+            | Event::DocumentEnd
+            | Event::Nothing => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diag::Sources;
+
+    fn parse(text: &str) -> (Vec<Document>, Vec<Diagnostic>) {
+        let mut s = Sources::new();
+        let f = s.add("t.yaml", text);
+        parse_stream(text, f, Origin::default())
+    }
+
+    #[test]
+    fn spans_point_at_values() {
+        let (docs, diags) = parse("a: 1\nb:\n  c: 'x'\n");
+        assert!(diags.is_empty(), "{diags:?}");
+        let root = &docs[0].root;
+        let c = root.get("b").unwrap().get("c").unwrap();
+        assert_eq!((c.span.line, c.span.col), (3, 6));
+        assert_eq!(c.as_str(), Some("x"));
+        assert_eq!(root.get("a").unwrap().resolved(), Some(Resolved::Int(1)));
+    }
+
+    #[test]
+    fn kubectl_typing_of_plain_scalars() {
+        for (t, want) in [
+            ("true", "boolean"),
+            ("yes", "boolean"),
+            ("Off", "boolean"),
+            ("y", "boolean"),
+            ("80", "integer"),
+            ("0x1F", "integer"),
+            ("1.5", "number"),
+            ("~", "null"),
+            ("", "null"),
+            ("10.0.0.1/32", "string"),
+            ("all()", "string"),
+            ("1e3", "number"),
+            ("1.2.3", "string"),
+        ] {
+            assert_eq!(resolve_plain(t).type_name(), want, "{t:?}");
+        }
+    }
+
+    #[test]
+    fn every_broken_document_is_reported() {
+        let (docs, diags) = parse("a: [\n---\nb: 1\n---\nc: {\n");
+        assert_eq!(docs.len(), 1);
+        assert_eq!(diags.len(), 2, "{diags:?}");
+        assert_eq!(diags[1].span.unwrap().line, 6);
+    }
+
+    #[test]
+    fn duplicate_keys_are_errors() {
+        let (_, diags) = parse("a: 1\na: 2\n");
+        assert_eq!(diags.len(), 1);
+        assert!(diags[0].message.contains("duplicate key `a`"));
+    }
+
+    #[test]
+    fn origin_shifts_positions() {
+        let mut s = Sources::new();
+        let f = s.add("t.yaml", "");
+        let (docs, _) = parse_stream(
+            "kind: X\nspec: 1\n",
+            f,
+            Origin {
+                line_offset: 10,
+                col_offset: 4,
+            },
+        );
+        let spec = docs[0].root.get("spec").unwrap();
+        assert_eq!((spec.span.line, spec.span.col), (12, 11));
+    }
+
+    #[test]
+    fn seed_000_selector_line_is_a_syntax_error() {
+        let (_, diags) = parse("spec:\n  selector:{}\n  types:\n    - Egress\n");
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert!(
+            diags[0].message.starts_with("invalid YAML"),
+            "{}",
+            diags[0].message
+        );
+    }
+}

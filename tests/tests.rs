@@ -1,0 +1,1 @@
+//! policylab's integration tests (pure: no root needed).
