@@ -1,13 +1,16 @@
 //! This module deals with reading YAML: every byte of YAML policylab reads goes
 //! through here, so the parser can be swapped in one place.
 //!
+//! - [`de`]: serde deserialization of a node with spans (`from_node`, `Spanned<T>`).
 //! - [`node`]: a spanned YAML tree (`parse_stream`, `parse_single`), typed as kubectl types it.
 //!
 //! Guarantee: positions are exact in the coordinates of the file that holds the text,
 //! also for YAML embedded in a block scalar of a scenario (see [`node::Origin`]).
 
+pub mod de;
 pub mod node;
 
+pub use de::{from_node, DeError};
 pub use node::{
     parse_single, parse_stream, Document, Node, Origin, Resolved, Scalar, Style, Value,
 };
