@@ -298,6 +298,12 @@ impl<T> Spanned<T> {
     }
 }
 
+impl<T: Default> Default for Spanned<T> {
+    fn default() -> Self {
+        Spanned::new(Span::UNKNOWN, T::default())
+    }
+}
+
 impl<T> std::ops::Deref for Spanned<T> {
     type Target = T;
     fn deref(&self) -> &T {

@@ -4,6 +4,10 @@
 //! Start here:
 //! - [`diag`]: source files, spans, diagnostics (`file:line:col: message`).
 //! - [`yaml`]: the spanned YAML tree every input is read into.
+//! - [`manifest`]: Calico and Kubernetes manifests, typed and validated.
+//! - [`inventory`]: what exists in a scenario's cluster at one step.
 
 pub mod diag;
+pub mod inventory;
+pub mod manifest;
 pub mod yaml;

@@ -1,0 +1,162 @@
+//! This module deals with Calico and Kubernetes manifests: from YAML documents to
+//! typed [`Resource`]s, with every problem reported at its position.
+//!
+//! - [`types`]: serde mirrors of the API objects (raw, spanned).
+//!
+//! Pipeline per document: `apiVersion`/`kind` → schema check → typed value → Calico's
+//! own validation. A document with any error yields no resource; every document is
+//! checked, so one run lists every problem.
+
+pub mod types;
+
+pub use types::{Body, Kind, Resource, ResourceKey};
+
+use serde::Deserialize;
+
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::yaml::{from_node, Document, Node};
+
+#[derive(Deserialize)]
+struct Envelope<S> {
+    #[serde(default)]
+    metadata: types::ObjectMeta,
+    #[serde(default = "Option::default")]
+    spec: Option<S>,
+}
+
+/// Reads one document as a resource. Reports problems and returns `None` when the
+/// document is not a valid resource.
+pub fn load_document(doc: &Document, diags: &mut Diagnostics) -> Option<Resource> {
+    let root = &doc.root;
+    if root.as_map().is_none() {
+        diags.error(
+            root.span,
+            format!(
+                "expected a Kubernetes object (a mapping with apiVersion and kind), found {}",
+                root.describe()
+            ),
+        );
+        return None;
+    }
+    let kind = match detect_kind(root) {
+        Ok(k) => k,
+        Err(d) => {
+            diags.push(d);
+            return None;
+        }
+    };
+    let before = diags.error_count();
+    let resource = typed(kind, root).map_err(|d| diags.push(d)).ok()?;
+    (diags.error_count() == before).then_some(resource)
+}
+
+/// Reads every document; returns the resources of the documents without errors.
+pub fn load_documents(docs: &[Document], diags: &mut Diagnostics) -> Vec<Resource> {
+    docs.iter()
+        .filter_map(|d| load_document(d, diags))
+        .collect()
+}
+
+fn detect_kind(root: &Node) -> Result<Kind, Diagnostic> {
+    let api = root.entry("apiVersion");
+    let kind = root.entry("kind");
+    let (Some((_, api)), Some((_, kind))) = (api, kind) else {
+        let missing = if api.is_none() { "apiVersion" } else { "kind" };
+        return Err(Diagnostic::error(
+            root.span,
+            format!("missing `{missing}`: every manifest needs apiVersion and kind"),
+        ));
+    };
+    let (Some(a), Some(k)) = (api.as_str(), kind.as_str()) else {
+        return Err(Diagnostic::error(
+            kind.span,
+            "apiVersion and kind must be strings",
+        ));
+    };
+    if let Some(found) = Kind::from_api(a, k) {
+        return Ok(found);
+    }
+    let known_kind = Kind::ALL
+        .iter()
+        .filter(|(_, n, _)| *n == k)
+        .map(|(a, _, _)| *a)
+        .collect::<Vec<_>>();
+    if !known_kind.is_empty() {
+        return Err(Diagnostic::error(
+            api.span,
+            format!(
+                "kind {k} is not served by apiVersion {a:?} (expected {})",
+                known_kind.join(" or ")
+            ),
+        ));
+    }
+    let list: Vec<String> = Kind::ALL
+        .iter()
+        .map(|(a, n, _)| format!("{a} {n}"))
+        .collect();
+    Err(Diagnostic::error(
+        kind.span,
+        format!(
+            "unknown kind {k:?} (apiVersion {a}); policylab reads: {}",
+            list.join(", ")
+        ),
+    ))
+}
+
+fn typed(kind: Kind, root: &Node) -> Result<Resource, Diagnostic> {
+    fn env<'a, S: Deserialize<'a> + Default>(
+        root: &'a Node,
+    ) -> Result<(types::ObjectMeta, S), Diagnostic> {
+        let e: Envelope<S> = from_node(root)?;
+        Ok((e.metadata, e.spec.unwrap_or_default()))
+    }
+    let (metadata, body) = match kind {
+        Kind::NetworkPolicy
+        | Kind::GlobalNetworkPolicy
+        | Kind::StagedNetworkPolicy
+        | Kind::StagedGlobalNetworkPolicy => {
+            let (m, s) = env(root)?;
+            (m, Body::Policy(s))
+        }
+        Kind::Tier => {
+            let (m, s) = env(root)?;
+            (m, Body::Tier(s))
+        }
+        Kind::NetworkSet | Kind::GlobalNetworkSet => {
+            let (m, s) = env(root)?;
+            (m, Body::NetworkSet(s))
+        }
+        Kind::HostEndpoint => {
+            let (m, s) = env(root)?;
+            (m, Body::HostEndpoint(s))
+        }
+        Kind::GlobalThreatFeed => {
+            let (m, s) = env(root)?;
+            (m, Body::ThreatFeed(s))
+        }
+        Kind::K8sNetworkPolicy => {
+            let (m, s) = env(root)?;
+            (m, Body::K8sNetworkPolicy(s))
+        }
+        Kind::Namespace => (env::<serde_json::Value>(root)?.0, Body::Namespace),
+        Kind::ServiceAccount => (env::<serde_json::Value>(root)?.0, Body::ServiceAccount),
+        Kind::Pod => {
+            let (m, s) = env(root)?;
+            (m, Body::Pod(s))
+        }
+        Kind::Service => {
+            let (m, s) = env(root)?;
+            (m, Body::Service(s))
+        }
+        Kind::Deployment => {
+            let (m, s) = env(root)?;
+            (m, Body::Deployment(s))
+        }
+    };
+    Ok(Resource {
+        kind,
+        span: root.span,
+        metadata,
+        body,
+    })
+}
