@@ -4,6 +4,9 @@
 //! Start here:
 //! - [`diag`]: source files, spans, diagnostics (`file:line:col: message`).
 //! - [`yaml`]: the spanned YAML tree every input is read into.
+//! - [`selector`]: Calico's label-selector language: parse, canonical text and UID,
+//!   evaluation against (layered) labels.
 
 pub mod diag;
+pub mod selector;
 pub mod yaml;
