@@ -6,8 +6,11 @@
 //! - [`yaml`]: the spanned YAML tree every input is read into.
 //! - [`manifest`]: Calico and Kubernetes manifests, typed and validated.
 //! - [`inventory`]: what exists in a scenario's cluster at one step.
+//! - [`selector`]: Calico's label-selector language: parse, canonical text and UID,
+//!   evaluation against (layered) labels.
 
 pub mod diag;
 pub mod inventory;
 pub mod manifest;
+pub mod selector;
 pub mod yaml;
