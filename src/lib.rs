@@ -12,5 +12,7 @@
 pub mod diag;
 pub mod inventory;
 pub mod manifest;
+pub mod model;
+pub mod resolve;
 pub mod selector;
 pub mod yaml;
