@@ -1,1 +1,2 @@
 //! policylab's integration tests (pure: no root needed).
+mod model;

@@ -594,6 +594,12 @@ impl<'w, S: Sink<'w>> Run<'w, '_, S> {
         dir: Direction,
         pkt: Packet,
     ) -> Result<bool, Core<'w>> {
+        if matches!(class, StageClass::Untracked | StageClass::PreDnat)
+            && self.w.endpoints[hep].plans.get(class, dir).is_empty()
+        {
+            // No policy in this table for this HEP: the chain is a no-op.
+            return Ok(false);
+        }
         match self.hep_stage(kind, node, hep, class, dir, pkt, false) {
             StageResult::Deny(by) => Err(self.deny(by, pkt, Verdict::Deny)),
             StageResult::Allow(_) => Ok(true),
