@@ -2,12 +2,16 @@
 //! typed [`Resource`]s, with every problem reported at its position.
 //!
 //! - [`types`]: serde mirrors of the API objects (raw, spanned).
+//! - [`values`]: ports, protocols, CIDRs, durations: parsed once, with Calico's messages.
+//! - [`names`]: the name and label formats of the Kubernetes and Calico APIs.
 //!
 //! Pipeline per document: `apiVersion`/`kind` → schema check → typed value → Calico's
 //! own validation. A document with any error yields no resource; every document is
 //! checked, so one run lists every problem.
 
+pub mod names;
 pub mod types;
+pub mod values;
 
 pub use types::{Body, Kind, Resource, ResourceKey};
 
