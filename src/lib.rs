@@ -6,8 +6,10 @@
 //! - [`yaml`]: the spanned YAML tree every input is read into.
 //! - [`manifest`]: Calico and Kubernetes manifests, typed and validated.
 //! - [`inventory`]: what exists in a scenario's cluster at one step.
+//! - [`nft`]: nftables rulesets as typed values, rendered to `nft -f` text.
 
 pub mod diag;
 pub mod inventory;
 pub mod manifest;
+pub mod nft;
 pub mod yaml;
