@@ -1,1 +1,3 @@
 //! policylab's integration tests (pure: no root needed).
+
+mod fuzz; // bounded fuzzing of YAML reading and manifest loading: never a panic
