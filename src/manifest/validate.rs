@@ -36,6 +36,7 @@ use super::values::{
     Protocol,
 };
 use crate::diag::{Diagnostics, Span, Spanned};
+use crate::selector;
 use crate::yaml::{value_char_span, Node, Value};
 
 // ---------------------------------------------------------------------------------
@@ -1779,19 +1780,3 @@ pub fn label_selector_matches(sel: &LabelSelector, labels: &Labels) -> bool {
     ml && me
 }
 
-// TEMPORARY stand-in until the `selector` branch lands (then: `use crate::selector;`).
-mod selector {
-    pub struct ParseError {
-        pub offset: usize,
-        pub message: String,
-    }
-    pub fn parse(s: &str) -> Result<(), ParseError> {
-        match s.find('%') {
-            Some(i) => Err(ParseError {
-                offset: s[..i].chars().count(),
-                message: "unexpected character".into(),
-            }),
-            None => Ok(()),
-        }
-    }
-}
