@@ -4,15 +4,21 @@
 //! Start here:
 //! - [`diag`]: source files, spans, diagnostics (`file:line:col: message`).
 //! - [`yaml`]: the spanned YAML tree every input is read into.
-//! - [`manifest`]: Calico and Kubernetes manifests, typed and validated.
-//! - [`inventory`]: what exists in a scenario's cluster at one step.
 //! - [`selector`]: Calico's label-selector language: parse, canonical text and UID,
 //!   evaluation against (layered) labels.
+//! - [`manifest`]: Calico and Kubernetes manifests, typed and validated.
+//! - [`inventory`]: what exists in a scenario's cluster at one step.
+//! - [`resolve`]: `Inventory` → `World`: endpoints, sorted tiers and policies,
+//!   rewritten selectors and their member sets, services.
+//! - [`model`]: the reference evaluator: `World` × `Flow` → `Decision` with the
+//!   full trace, `explain`, flow-log policy strings.
+//! - [`nft`]: nftables rulesets as typed values, rendered to `nft -f` text.
 
 pub mod diag;
 pub mod inventory;
 pub mod manifest;
 pub mod model;
+pub mod nft;
 pub mod resolve;
 pub mod selector;
 pub mod yaml;

@@ -33,6 +33,7 @@ spec:
   nodeName: {node}
   containers:
     - name: c
+      image: busybox
       ports: [{ports}]
 "#
     )
