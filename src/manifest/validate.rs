@@ -1779,4 +1779,3 @@ pub fn label_selector_matches(sel: &LabelSelector, labels: &Labels) -> bool {
     });
     ml && me
 }
-

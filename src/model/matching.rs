@@ -7,7 +7,7 @@ use ipnet::IpNet;
 use super::path::Sink;
 use super::{DecidedBy, Packet, Step};
 use crate::resolve::{
-    Action, Direction, EndpointKind, EntityMatch, PortMatch, Rule, StageClass, TargetPort, World,
+    Action, Direction, EndpointKind, EntityMatch, PortSpec, Rule, StageClass, TargetPort, World,
 };
 
 /// A packet plus the endpoints owning its addresses (for named ports).
@@ -259,7 +259,7 @@ fn check_entity(
         }
     }
     let has_ports = matches!(pkt.proto, 6 | 17 | 132);
-    let port_ok = |list: &[PortMatch]| {
+    let port_ok = |list: &[PortSpec]| {
         has_ports
             && list
                 .iter()
@@ -279,10 +279,11 @@ fn check_entity(
     Ok(())
 }
 
-fn port_matches(world: &World, p: &PortMatch, proto: u8, port: u16, ep: Option<usize>) -> bool {
+fn port_matches(world: &World, p: &PortSpec, proto: u8, port: u16, ep: Option<usize>) -> bool {
     match p {
-        PortMatch::Range(a, b) => *a <= port && port <= *b,
-        PortMatch::Named(name) => ep.is_some_and(|ep| {
+        PortSpec::Single(p) => *p == port,
+        PortSpec::Range(a, b) => *a <= port && port <= *b,
+        PortSpec::Named(name) => ep.is_some_and(|ep| {
             world.endpoints[ep]
                 .named_ports
                 .iter()

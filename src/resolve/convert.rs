@@ -13,47 +13,21 @@ use crate::manifest::types::{
     EntityRule, IntOrString, K8sNetworkPolicySpec, K8sPeer, K8sPort, LabelSelector, PolicySpec,
     Rule as RawRule,
 };
+use crate::manifest::values::{parse_cidr_or_ip, PortSpec, Protocol};
 use crate::manifest::{Body, Kind, Resource};
 use crate::selector::{self, Expr, Selector};
 
-/// Protocol name or number → IP protocol number (names as the validator accepts
-/// them, plus the lower-case backend forms).
+/// Protocol name or number → IP protocol number (the validator's parser).
 pub fn parse_protocol(p: &IntOrString) -> Option<u8> {
-    match p {
-        IntOrString::Int(n) => u8::try_from(*n).ok().filter(|n| *n > 0),
-        IntOrString::Str(s) => match s.to_ascii_lowercase().as_str() {
-            "tcp" => Some(6),
-            "udp" => Some(17),
-            "icmp" => Some(1),
-            "icmpv6" => Some(58),
-            "sctp" => Some(132),
-            "udplite" => Some(136),
-            other => other.parse::<u8>().ok(),
-        },
-    }
+    Protocol::parse(p).ok().map(Protocol::number)
 }
 
-fn parse_port(p: &IntOrString) -> Option<PortMatch> {
-    match p {
-        IntOrString::Int(n) => u16::try_from(*n).ok().map(|n| PortMatch::Range(n, n)),
-        IntOrString::Str(s) => {
-            if let Ok(n) = s.parse::<u16>() {
-                return Some(PortMatch::Range(n, n));
-            }
-            if let Some((a, b)) = s.split_once(':') {
-                if let (Ok(a), Ok(b)) = (a.parse::<u16>(), b.parse::<u16>()) {
-                    return Some(PortMatch::Range(a, b));
-                }
-            }
-            Some(PortMatch::Named(s.clone()))
-        }
-    }
+fn parse_port(p: &IntOrString) -> Option<PortSpec> {
+    PortSpec::parse(p).ok()
 }
 
 fn parse_net(s: &str) -> Option<IpNet> {
-    s.parse::<IpNet>()
-        .ok()
-        .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
+    parse_cidr_or_ip(s)
 }
 
 fn sel(text: &str) -> Selector {
@@ -757,7 +731,7 @@ fn convert_entity(ctx: &mut Ctx, e: Option<&EntityRule>, ns: &str) -> EntityMatc
             .filter_map(|s| parse_net(&s.value))
             .collect()
     };
-    let ports = |v: &Option<Vec<crate::diag::Spanned<IntOrString>>>| -> Vec<PortMatch> {
+    let ports = |v: &Option<Vec<crate::diag::Spanned<IntOrString>>>| -> Vec<PortSpec> {
         v.iter()
             .flatten()
             .filter_map(|p| parse_port(&p.value))
@@ -931,7 +905,7 @@ fn k8s_rules(
     out: &mut Vec<Rule>,
 ) {
     // Group ports by protocol (no protocol → TCP), in first-seen order.
-    let mut groups: Vec<(u8, Vec<PortMatch>)> = Vec::new();
+    let mut groups: Vec<(u8, Vec<PortSpec>)> = Vec::new();
     let mut any_port = false;
     for p in ports.into_iter().flatten() {
         let p = &p.value;
@@ -943,7 +917,7 @@ fn k8s_rules(
         let pm = match (&p.port, &p.end_port) {
             (None, _) => None,
             (Some(port), Some(end)) => match &port.value {
-                IntOrString::Int(a) => Some(PortMatch::Range(
+                IntOrString::Int(a) => Some(PortSpec::Range(
                     u16::try_from(*a).unwrap_or(0),
                     u16::try_from(end.value).unwrap_or(0),
                 )),
@@ -963,7 +937,7 @@ fn k8s_rules(
             None => any_port = true,
         }
     }
-    let proto_groups: Vec<(Option<u8>, Vec<PortMatch>)> = if groups.is_empty() {
+    let proto_groups: Vec<(Option<u8>, Vec<PortSpec>)> = if groups.is_empty() {
         vec![(None, vec![])]
     } else {
         groups

@@ -344,11 +344,7 @@ pub struct IcmpMatch {
     pub code: Option<u8>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PortMatch {
-    Range(u16, u16),
-    Named(String),
-}
+pub use crate::manifest::values::PortSpec;
 
 /// A Calico rule, converted: selectors interned, protocols numeric.
 #[derive(Debug, Clone, Default)]
@@ -377,8 +373,8 @@ pub struct EntityMatch {
     pub selector: Option<usize>,
     /// notSelector, never namespace-scoped.
     pub not_selector: Option<usize>,
-    pub ports: Vec<PortMatch>,
-    pub not_ports: Vec<PortMatch>,
+    pub ports: Vec<PortSpec>,
+    pub not_ports: Vec<PortSpec>,
     /// `services: {namespace, name}`.
     pub services: Option<(String, String)>,
 }
