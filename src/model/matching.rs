@@ -7,7 +7,7 @@ use ipnet::IpNet;
 use super::path::Sink;
 use super::{DecidedBy, Packet, Step};
 use crate::resolve::{
-    Action, Direction, EndpointKind, EntityMatch, PortSpec, Rule, StageClass, TargetPort, World,
+    Action, Direction, EntityMatch, PortSpec, Rule, StageClass, TargetPort, World,
 };
 
 /// A packet plus the endpoints owning its addresses (for named ports).
@@ -30,16 +30,8 @@ impl Ctx {
 
 /// The workload owning an address, else a host endpoint expecting it.
 pub(crate) fn endpoint_of_ip(world: &World, ip: IpAddr) -> Option<usize> {
-    world
-        .endpoints
-        .iter()
-        .position(|e| e.kind == EndpointKind::Workload && e.ips.contains(&ip))
-        .or_else(|| {
-            world
-                .endpoints
-                .iter()
-                .position(|e| e.kind == EndpointKind::Host && e.ips.contains(&ip))
-        })
+    let o = world.owner(ip);
+    o.workload.or(o.host_endpoint)
 }
 
 /// What one endpoint-direction-class decided.

@@ -149,7 +149,7 @@ pub(crate) fn run<'w, S: Sink<'w>>(w: &'w World, flow: &Flow, sink: &mut S) -> C
     let (origin, src) = match flow.src {
         FlowSource::Endpoint(i) if i < w.endpoints.len() => {
             let e = &w.endpoints[i];
-            let node = w.nodes.iter().position(|n| n.name == e.node);
+            let node = e.node_index;
             match (e.kind, node) {
                 (EndpointKind::Workload, Some(n)) => {
                     (Origin::Pod(i, n), e.ip_of_family(v6).unwrap_or(unspecified))
@@ -227,26 +227,16 @@ fn swap(p: Packet) -> Packet {
 
 impl<'w, S: Sink<'w>> Run<'w, '_, S> {
     fn locate(&self, ip: IpAddr) -> Loc {
-        let w = self.w;
-        for (i, e) in w.endpoints.iter().enumerate() {
-            if e.kind == EndpointKind::Workload && e.ips.contains(&ip) {
-                if let Some(n) = w.nodes.iter().position(|n| n.name == e.node) {
-                    return Loc::Pod(i, n);
-                }
+        let o = self.w.owner(ip);
+        if let Some(e) = o.workload {
+            if let Some(n) = self.w.endpoints[e].node_index {
+                return Loc::Pod(e, n);
             }
         }
-        if let Some(n) = w.node_by_ip(ip) {
-            return Loc::Host(n);
+        match o.node {
+            Some(n) => Loc::Host(n),
+            None => Loc::Outside,
         }
-        // A host endpoint's expected address is an address of its node.
-        for e in &w.endpoints {
-            if e.kind == EndpointKind::Host && e.ips.contains(&ip) {
-                if let Some(n) = w.nodes.iter().position(|n| n.name == e.node) {
-                    return Loc::Host(n);
-                }
-            }
-        }
-        Loc::Outside
     }
 
     /// The node an outside client's packet reaches first.
@@ -278,31 +268,9 @@ impl<'w, S: Sink<'w>> Run<'w, '_, S> {
         }
     }
 
-    /// Host endpoint on `node` for interface `iface`: an explicit name wins (lowest
-    /// name), then a HEP bound by expectedIPs to the node's address (eth0), then `*`.
-    fn hep_for(&self, node: usize, iface: &str) -> Option<usize> {
-        let w = self.w;
-        let name = &w.nodes[node].name;
-        let on_node = || {
-            w.endpoints
-                .iter()
-                .enumerate()
-                .filter(move |(_, e)| e.kind == EndpointKind::Host && e.node == *name)
-        };
-        if let Some((i, _)) = on_node().find(|(_, e)| e.interface.as_deref() == Some(iface)) {
-            return Some(i);
-        }
-        if iface == "eth0" {
-            let n = &w.nodes[node];
-            if let Some((i, _)) = on_node().find(|(_, e)| {
-                e.interface.is_none() && e.ips.iter().any(|ip| *ip == n.ip || Some(*ip) == n.ipv6)
-            }) {
-                return Some(i);
-            }
-        }
-        on_node()
-            .find(|(_, e)| e.interface.as_deref() == Some("*"))
-            .map(|(i, _)| i)
+    /// The host endpoint covering the node's uplink (precomputed).
+    fn hep_for(&self, node: usize, _iface: &str) -> Option<usize> {
+        self.w.nodes.get(node).and_then(|n| n.eth0_hep)
     }
 
     fn node_name(&self, n: usize) -> &'w str {

@@ -81,6 +81,7 @@ pub(super) fn build(inv: &Inventory) -> World {
             ip: IpAddr::V4(n.ip),
             ipv6: n.ipv6.map(IpAddr::V6),
             interfaces: n.interfaces.clone(),
+            eth0_hep: None,
         })
         .collect();
     let default_node = world
@@ -217,6 +218,7 @@ pub(super) fn build(inv: &Inventory) -> World {
             kind: EndpointKind::Workload,
             name: key.name.clone(),
             namespace: Some(ns),
+            node_index: None,
             node: p
                 .node_name
                 .as_ref()
@@ -269,6 +271,7 @@ pub(super) fn build(inv: &Inventory) -> World {
             kind: EndpointKind::Host,
             name: r.metadata.name().to_string(),
             namespace: None,
+            node_index: None,
             node: h.node.as_ref().map(|n| n.value.clone()).unwrap_or_default(),
             ips,
             labels: r.metadata.labels(),
@@ -471,7 +474,38 @@ pub(super) fn build(inv: &Inventory) -> World {
         });
     }
 
-    // Profile rules (none reference selectors today, but keep the path uniform).
+    // Indexes: endpoint → node, address → owners, node → eth0 HEP.
+    for e in &mut world.endpoints {
+        e.node_index = world.nodes.iter().position(|n| n.name == e.node);
+    }
+    let mut index: BTreeMap<IpAddr, IpOwner> = BTreeMap::new();
+    for (i, n) in world.nodes.iter().enumerate() {
+        for ip in std::iter::once(n.ip).chain(n.ipv6) {
+            index.entry(ip).or_default().node.get_or_insert(i);
+        }
+    }
+    for (i, e) in world.endpoints.iter().enumerate() {
+        for ip in &e.ips {
+            let o = index.entry(*ip).or_default();
+            match e.kind {
+                EndpointKind::Workload => {
+                    o.workload.get_or_insert(i);
+                }
+                EndpointKind::Host => {
+                    o.host_endpoint.get_or_insert(i);
+                    // A host endpoint's expected address is an address of its node.
+                    if let Some(n) = e.node_index {
+                        o.node.get_or_insert(n);
+                    }
+                }
+            }
+        }
+    }
+    world.ip_index = index.into_iter().collect();
+    for n in 0..world.nodes.len() {
+        world.nodes[n].eth0_hep = world.hep_for(n, "eth0");
+    }
+
     // Selector sets: members.
     world.selector_sets = ctx
         .interner
@@ -516,24 +550,27 @@ fn pod_ips(r: &Resource) -> Vec<IpAddr> {
 }
 
 fn selector_set(world: &World, s: Selector) -> SelectorSet {
-    let mut members = Vec::new();
+    let mut hosts = Vec::new();
+    let mut nets = Vec::new();
     let mut endpoints = Vec::new();
     for (i, e) in world.endpoints.iter().enumerate() {
         if e.with_labels(|l| s.matches(l)) {
             endpoints.push(i);
-            members.extend(e.ips.iter().map(|ip| IpNet::from(*ip)));
+            hosts.extend(e.ips.iter().copied());
         }
     }
     for n in &world.network_sets {
         if with_layered(&n.labels, &n.inherited, |l| s.matches(l)) {
-            members.extend(n.nets.iter().copied());
+            nets.extend(n.nets.iter().copied());
         }
     }
-    dedup_sorted(&mut members);
+    dedup_sorted(&mut hosts);
+    dedup_sorted(&mut nets);
     SelectorSet {
         canonical: s.canonical(),
         selector: s,
-        members,
+        hosts,
+        nets,
         endpoints,
     }
 }

@@ -57,6 +57,16 @@ pub struct World {
     pub selector_sets: Vec<SelectorSet>,
     /// Problems found while resolving (missing tiers, §10.2).
     pub diagnostics: Vec<Diagnostic>,
+    /// Who owns each known address, sorted by address (for O(log n) lookups).
+    pub ip_index: Vec<(IpAddr, IpOwner)>,
+}
+
+/// The owners of one address.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IpOwner {
+    pub workload: Option<usize>,
+    pub host_endpoint: Option<usize>,
+    pub node: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -65,6 +75,8 @@ pub struct Node {
     pub ip: IpAddr,
     pub ipv6: Option<IpAddr>,
     pub interfaces: Vec<String>,
+    /// The host endpoint that covers eth0 (the uplink), see [`World::hep_for`].
+    pub eth0_hep: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -89,6 +101,8 @@ pub struct Endpoint {
     /// Pod namespace; `None` for host endpoints.
     pub namespace: Option<String>,
     pub node: String,
+    /// Index of `node` in [`World::nodes`], when the node exists.
+    pub node_index: Option<usize>,
     /// Pod IPs, or a HEP's `expectedIPs`.
     pub ips: Vec<IpAddr>,
     /// Own labels, plus those Calico adds (§1.8).
@@ -384,16 +398,17 @@ pub struct EntityMatch {
 pub struct SelectorSet {
     pub selector: Selector,
     pub canonical: String,
-    /// Sorted, deduplicated: matching WEP IPs and HEP expectedIPs (host routes) and
-    /// network-set nets.
-    pub members: Vec<IpNet>,
+    /// Sorted, deduplicated addresses of matching WEPs and HEP expectedIPs.
+    pub hosts: Vec<IpAddr>,
+    /// Sorted, deduplicated nets of matching network sets.
+    pub nets: Vec<IpNet>,
     /// Endpoint indexes that match (for named ports and explanations).
     pub endpoints: Vec<usize>,
 }
 
 impl SelectorSet {
     pub fn contains(&self, ip: IpAddr) -> bool {
-        self.members.iter().any(|n| n.contains(&ip))
+        self.hosts.binary_search(&ip).is_ok() || self.nets.iter().any(|n| n.contains(&ip))
     }
 }
 
@@ -455,18 +470,48 @@ impl World {
         self.nodes.iter().find(|n| n.name == name)
     }
 
+    /// The owners of an address, if any.
+    pub fn owner(&self, ip: IpAddr) -> IpOwner {
+        match self.ip_index.binary_search_by(|(k, _)| k.cmp(&ip)) {
+            Ok(i) => self.ip_index[i].1,
+            Err(_) => IpOwner::default(),
+        }
+    }
+
     /// The node owning a host address, if any.
     pub fn node_by_ip(&self, ip: IpAddr) -> Option<usize> {
-        self.nodes
-            .iter()
-            .position(|n| n.ip == ip || n.ipv6 == Some(ip))
+        self.owner(ip).node
     }
 
     /// The workload endpoint that owns an address, if any.
     pub fn workload_by_ip(&self, ip: IpAddr) -> Option<usize> {
-        self.endpoints
-            .iter()
-            .position(|e| e.kind == EndpointKind::Workload && e.ips.contains(&ip))
+        self.owner(ip).workload
+    }
+
+    /// The host endpoint covering `iface` on node `node`: an explicit interface name
+    /// wins (lowest name), then for eth0 a HEP with no interface name whose
+    /// expectedIPs hold the node's address, then a `*` HEP (§1.6).
+    pub fn hep_for(&self, node: usize, iface: &str) -> Option<usize> {
+        let n = self.nodes.get(node)?;
+        let on_node = || {
+            self.endpoints
+                .iter()
+                .enumerate()
+                .filter(move |(_, e)| e.kind == EndpointKind::Host && e.node == n.name)
+        };
+        if let Some((i, _)) = on_node().find(|(_, e)| e.interface.as_deref() == Some(iface)) {
+            return Some(i);
+        }
+        if iface == "eth0" {
+            if let Some((i, _)) = on_node().find(|(_, e)| {
+                e.interface.is_none() && e.ips.iter().any(|ip| *ip == n.ip || Some(*ip) == n.ipv6)
+            }) {
+                return Some(i);
+            }
+        }
+        on_node()
+            .find(|(_, e)| e.interface.as_deref() == Some("*"))
+            .map(|(i, _)| i)
     }
 
     /// A workload by `ns/name` or a HEP by name.
