@@ -2,8 +2,6 @@
 
 use std::net::IpAddr;
 
-use ipnet::IpNet;
-
 use super::path::Sink;
 use super::{DecidedBy, Packet, Step};
 use crate::resolve::{
@@ -170,26 +168,9 @@ const ABSENT: &str = "absent for this IP family";
 pub(crate) fn check_rule(world: &World, rule: &Rule, ctx: &Ctx) -> Result<(), &'static str> {
     let pkt = &ctx.pkt;
     let v6 = pkt.dst.is_ipv6();
-    // §2.5: rules absent for the other family.
-    if let Some(v) = rule.ip_version {
-        if (v == 6) != v6 {
-            return Err(ABSENT);
-        }
-    }
-    for nets in [
-        &rule.source.nets,
-        &rule.source.not_nets,
-        &rule.destination.nets,
-        &rule.destination.not_nets,
-    ] {
-        if !nets.is_empty() && !nets.iter().any(|n| is_v6(n) == v6) {
-            return Err(ABSENT);
-        }
-    }
-    for nets in [&rule.source.not_nets, &rule.destination.not_nets] {
-        if nets.iter().any(|n| n.prefix_len() == 0 && is_v6(n) == v6) {
-            return Err(ABSENT);
-        }
+    // §2.5: rules absent for the other family (precomputed).
+    if if v6 { rule.absent_v6 } else { rule.absent_v4 } {
+        return Err(ABSENT);
     }
     if let Some(p) = rule.protocol {
         if p != pkt.proto {
@@ -212,13 +193,13 @@ pub(crate) fn check_rule(world: &World, rule: &Rule, ctx: &Ctx) -> Result<(), &'
             return Err("notICMP");
         }
     }
-    check_entity(world, &rule.source, ctx, true)?;
-    check_entity(world, &rule.destination, ctx, false)?;
+    // Cheap port checks first, then addresses; the reported field is the first
+    // mismatch in that order.
+    check_entity(world, &rule.destination, ctx, false, false)?;
+    check_entity(world, &rule.source, ctx, true, false)?;
+    check_entity(world, &rule.source, ctx, true, true)?;
+    check_entity(world, &rule.destination, ctx, false, true)?;
     Ok(())
-}
-
-fn is_v6(n: &IpNet) -> bool {
-    matches!(n, IpNet::V6(_))
 }
 
 fn check_entity(
@@ -226,6 +207,7 @@ fn check_entity(
     e: &EntityMatch,
     ctx: &Ctx,
     source: bool,
+    ports_phase: bool,
 ) -> Result<(), &'static str> {
     let pkt = &ctx.pkt;
     let (ip, port, ep) = if source {
@@ -234,22 +216,58 @@ fn check_entity(
         (pkt.dst, pkt.dst_port, ctx.dst_ep)
     };
     let field = |s: &'static str, d: &'static str| if source { s } else { d };
+    if !ports_phase {
+        return check_ports(world, e, ctx, source);
+    }
     if !e.nets.is_empty() && !e.nets.iter().any(|n| n.contains(&ip)) {
         return Err(field("source.nets", "destination.nets"));
     }
     if e.not_nets.iter().any(|n| n.contains(&ip)) {
         return Err(field("source.notNets", "destination.notNets"));
     }
+    let in_set = |s: usize| match ep {
+        Some(owner) => {
+            world.endpoints[owner].in_set(s) || {
+                let set = &world.selector_sets[s];
+                !set.nets.is_empty() && set.nets.iter().any(|n| n.contains(&ip))
+            }
+        }
+        None => world.selector_sets[s].contains(ip),
+    };
     if let Some(s) = e.selector {
-        if !world.selector_sets[s].contains(ip) {
+        if !in_set(s) {
             return Err(field("source.selector", "destination.selector"));
         }
     }
     if let Some(s) = e.not_selector {
-        if world.selector_sets[s].contains(ip) {
+        if in_set(s) {
             return Err(field("source.notSelector", "destination.notSelector"));
         }
     }
+    if let Some((ns, name)) = &e.services {
+        if !service_matches(world, ns, name, ip, pkt.proto, port, source) {
+            return Err(field("source.services", "destination.services"));
+        }
+    }
+    Ok(())
+}
+
+fn check_ports(
+    world: &World,
+    e: &EntityMatch,
+    ctx: &Ctx,
+    source: bool,
+) -> Result<(), &'static str> {
+    if e.ports.is_empty() && e.not_ports.is_empty() {
+        return Ok(());
+    }
+    let pkt = &ctx.pkt;
+    let (port, ep) = if source {
+        (pkt.src_port, ctx.src_ep)
+    } else {
+        (pkt.dst_port, ctx.dst_ep)
+    };
+    let field = |s: &'static str, d: &'static str| if source { s } else { d };
     let has_ports = matches!(pkt.proto, 6 | 17 | 132);
     let port_ok = |list: &[PortSpec]| {
         has_ports
@@ -262,11 +280,6 @@ fn check_entity(
     }
     if port_ok(&e.not_ports) {
         return Err(field("source.notPorts", "destination.notPorts"));
-    }
-    if let Some((ns, name)) = &e.services {
-        if !service_matches(world, ns, name, ip, pkt.proto, port, source) {
-            return Err(field("source.services", "destination.services"));
-        }
     }
     Ok(())
 }

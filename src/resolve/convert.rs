@@ -231,6 +231,7 @@ pub(super) fn build(inv: &Inventory) -> World {
             named_ports,
             interface: None,
             plans: Plans::default(),
+            member_of: vec![],
         });
     }
     // Host endpoints.
@@ -284,6 +285,7 @@ pub(super) fn build(inv: &Inventory) -> World {
                 .map(|i| i.value.clone())
                 .filter(|i| !i.is_empty()),
             plans: Plans::default(),
+            member_of: vec![],
         });
     }
     // Network sets.
@@ -514,6 +516,35 @@ pub(super) fn build(inv: &Inventory) -> World {
         .map(|s| selector_set(&world, s))
         .collect();
 
+    let words = world.selector_sets.len().div_ceil(64);
+    for e in &mut world.endpoints {
+        e.member_of = vec![0; words];
+    }
+    for (si, set) in world.selector_sets.iter().enumerate() {
+        for &e in &set.endpoints {
+            world.endpoints[e].member_of[si / 64] |= 1u64 << (si % 64);
+        }
+    }
+    // Rule presence per family (§2.5).
+    let mark = |r: &mut Rule| {
+        r.absent_v4 = absent_for(r, false);
+        r.absent_v6 = absent_for(r, true);
+    };
+    for t in &mut world.tiers {
+        for p in &mut t.policies {
+            p.ingress
+                .iter_mut()
+                .chain(p.egress.iter_mut())
+                .for_each(mark);
+        }
+    }
+    for p in world.profiles.values_mut() {
+        p.ingress
+            .iter_mut()
+            .chain(p.egress.iter_mut())
+            .for_each(mark);
+    }
+
     // Plans.
     let plans: Vec<Plans> = world
         .endpoints
@@ -524,6 +555,28 @@ pub(super) fn build(inv: &Inventory) -> World {
         e.plans = p;
     }
     world
+}
+
+/// §2.5: a rule is not rendered for a family when its ipVersion differs, when a
+/// non-empty nets/notNets list keeps no CIDR of that family, or when notNets holds
+/// that family's catch-all.
+fn absent_for(rule: &Rule, v6: bool) -> bool {
+    let fam = |n: &IpNet| matches!(n, IpNet::V6(_)) == v6;
+    if rule.ip_version.is_some_and(|v| (v == 6) != v6) {
+        return true;
+    }
+    let lists = [
+        &rule.source.nets,
+        &rule.source.not_nets,
+        &rule.destination.nets,
+        &rule.destination.not_nets,
+    ];
+    if lists.iter().any(|l| !l.is_empty() && !l.iter().any(fam)) {
+        return true;
+    }
+    [&rule.source.not_nets, &rule.destination.not_nets]
+        .iter()
+        .any(|l| l.iter().any(|n| fam(n) && n.prefix_len() == 0))
 }
 
 fn pod_sa(p: &crate::manifest::types::PodSpec) -> String {
@@ -740,6 +793,8 @@ fn convert_rule(ctx: &mut Ctx, r: &RawRule, ns: &str) -> Rule {
         _ => Action::Allow,
     };
     Rule {
+        absent_v4: false,
+        absent_v6: false,
         action: Some(action),
         ip_version: r
             .ip_version

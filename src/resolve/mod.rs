@@ -115,6 +115,8 @@ pub struct Endpoint {
     pub interface: Option<String>,
     /// Applicable policies per stage class and direction.
     pub plans: Plans,
+    /// Bitset over [`World::selector_sets`]: the sets this endpoint's labels match.
+    pub member_of: Vec<u64>,
 }
 
 impl Endpoint {
@@ -134,6 +136,14 @@ impl Endpoint {
     /// The endpoint's first address of the given family.
     pub fn ip_of_family(&self, v6: bool) -> Option<IpAddr> {
         self.ips.iter().copied().find(|ip| ip.is_ipv6() == v6)
+    }
+
+    /// Whether the endpoint's labels match rule selector set `set`.
+    #[inline]
+    pub fn in_set(&self, set: usize) -> bool {
+        self.member_of
+            .get(set / 64)
+            .is_some_and(|w| w & (1u64 << (set % 64)) != 0)
     }
 }
 
@@ -363,6 +373,9 @@ pub use crate::manifest::values::PortSpec;
 /// A Calico rule, converted: selectors interned, protocols numeric.
 #[derive(Debug, Clone, Default)]
 pub struct Rule {
+    /// Not rendered for IPv4 / IPv6 (§2.5: ipVersion, nets/notNets filtering).
+    pub absent_v4: bool,
+    pub absent_v6: bool,
     pub action: Option<Action>,
     pub ip_version: Option<u8>,
     pub protocol: Option<u8>,
