@@ -225,14 +225,11 @@ fn check_entity(
     if e.not_nets.iter().any(|n| n.contains(&ip)) {
         return Err(field("source.notNets", "destination.notNets"));
     }
-    let in_set = |s: usize| match ep {
-        Some(owner) => {
-            world.endpoints[owner].in_set(s) || {
-                let set = &world.selector_sets[s];
-                !set.nets.is_empty() && set.nets.iter().any(|n| n.contains(&ip))
-            }
-        }
-        None => world.selector_sets[s].contains(ip),
+    // Endpoint addresses are members through the endpoint's bitset; any address
+    // can be a member through network-set nets.
+    let in_set = |s: usize| {
+        ep.is_some_and(|owner| world.endpoints[owner].in_set(s))
+            || world.selector_sets[s].contains_in_nets(ip)
     };
     if let Some(s) = e.selector {
         if !in_set(s) {

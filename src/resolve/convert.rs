@@ -503,7 +503,12 @@ pub(super) fn build(inv: &Inventory) -> World {
             }
         }
     }
-    world.ip_index = index.into_iter().collect();
+    for (ip, owner) in index {
+        match ip {
+            IpAddr::V4(v4) => world.ip_index_v4.push((u32::from(v4), owner)),
+            IpAddr::V6(v6) => world.ip_index_v6.push((u128::from(v6), owner)),
+        }
+    }
     for n in 0..world.nodes.len() {
         world.nodes[n].eth0_hep = world.hep_for(n, "eth0");
     }

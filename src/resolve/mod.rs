@@ -57,8 +57,10 @@ pub struct World {
     pub selector_sets: Vec<SelectorSet>,
     /// Problems found while resolving (missing tiers, §10.2).
     pub diagnostics: Vec<Diagnostic>,
-    /// Who owns each known address, sorted by address (for O(log n) lookups).
-    pub ip_index: Vec<(IpAddr, IpOwner)>,
+    /// Who owns each known IPv4 address, sorted (for O(log n) lookups).
+    pub ip_index_v4: Vec<(u32, IpOwner)>,
+    /// Who owns each known IPv6 address, sorted.
+    pub ip_index_v6: Vec<(u128, IpOwner)>,
 }
 
 /// The owners of one address.
@@ -421,7 +423,14 @@ pub struct SelectorSet {
 
 impl SelectorSet {
     pub fn contains(&self, ip: IpAddr) -> bool {
-        self.hosts.binary_search(&ip).is_ok() || self.nets.iter().any(|n| n.contains(&ip))
+        self.hosts.binary_search(&ip).is_ok() || self.contains_in_nets(ip)
+    }
+
+    /// Membership through network-set nets only (enough for an address no
+    /// endpoint owns, since `hosts` holds only endpoint addresses).
+    #[inline]
+    pub fn contains_in_nets(&self, ip: IpAddr) -> bool {
+        !self.nets.is_empty() && self.nets.iter().any(|n| n.contains(&ip))
     }
 }
 
@@ -485,10 +494,23 @@ impl World {
 
     /// The owners of an address, if any.
     pub fn owner(&self, ip: IpAddr) -> IpOwner {
-        match self.ip_index.binary_search_by(|(k, _)| k.cmp(&ip)) {
-            Ok(i) => self.ip_index[i].1,
-            Err(_) => IpOwner::default(),
-        }
+        let found = match ip {
+            IpAddr::V4(v4) => {
+                let k = u32::from(v4);
+                self.ip_index_v4
+                    .binary_search_by(|(x, _)| x.cmp(&k))
+                    .ok()
+                    .map(|i| self.ip_index_v4[i].1)
+            }
+            IpAddr::V6(v6) => {
+                let k = u128::from(v6);
+                self.ip_index_v6
+                    .binary_search_by(|(x, _)| x.cmp(&k))
+                    .ok()
+                    .map(|i| self.ip_index_v6[i].1)
+            }
+        };
+        found.unwrap_or_default()
     }
 
     /// The node owning a host address, if any.
