@@ -701,13 +701,16 @@ fn log_rule_continues() {
 }
 
 fn seed0() -> World {
-    let extra = tier("security", "300", "Deny")
+    world(&seed0_yaml())
+}
+
+fn seed0_yaml() -> String {
+    tier("security", "300", "Deny")
         + &gnp(
             "security.block-ip-list",
             "  tier: security\n  order: 300\n  selector: all()\n  types: [Egress]\n  egress:\n    - {action: Deny, destination: {selector: ip-deny-list == 'true'}}\n    - {action: Pass}\n",
         )
-        + "---\napiVersion: projectcalico.org/v3\nkind: GlobalNetworkSet\nmetadata: {name: threatfeed.deny, labels: {ip-deny-list: 'true'}}\nspec: {nets: [192.0.2.55/32, 203.0.113.3/32]}\n";
-    world(&extra)
+        + "---\napiVersion: projectcalico.org/v3\nkind: GlobalNetworkSet\nmetadata: {name: threatfeed.deny, labels: {ip-deny-list: 'true'}}\nspec: {nets: [192.0.2.55/32, 203.0.113.3/32]}\n"
 }
 
 #[rstest]
@@ -852,17 +855,110 @@ fn explain_walks_through_every_level() {
     }
 }
 
+fn lb_service(policy: &str) -> String {
+    format!(
+        r#"---
+apiVersion: v1
+kind: Service
+metadata: {{name: lb, namespace: default}}
+spec:
+  type: LoadBalancer
+  selector: {{app: remote-web}}
+  clusterIP: 10.96.0.70
+  loadBalancerIP: 198.51.100.80
+  externalTrafficPolicy: {policy}
+  ports: [{{port: 80, targetPort: 8080, nodePort: 31024, protocol: TCP}}]
+"#
+    )
+}
+
+#[rstest]
+// Cluster: the first node receives it and masquerades (endpoint on node2).
+#[case::cluster("Cluster", NODE1)]
+// Local: the first node with a local endpoint announces it; the client is kept.
+#[case::local("Local", OUTSIDE)]
+fn load_balancer_arrival_node(#[case] policy: &str, #[case] seen: &str) {
+    let extra = pod(
+        "default",
+        "web2",
+        "app: remote-web",
+        r#"["10.244.1.20"]"#,
+        "node2",
+        "",
+    ) + &lb_service(policy);
+    let w = world(&extra);
+    let f = tcp(&w, OUTSIDE, "198.51.100.80", 80);
+    let d = evaluate(&w, &f);
+    assert_eq!(d.verdict, Verdict::Allow, "{}", explain(&w, &f));
+    assert_eq!(d.client_ip_seen, ip(seen));
+    assert_eq!(
+        (d.final_dst_ip, d.final_dst_port),
+        (ip("10.244.1.20"), 8080)
+    );
+    let dnat = d
+        .trace
+        .iter()
+        .find(|s| s.kind == StageKind::ServiceDnat)
+        .unwrap();
+    let expected_node = if policy == "Local" { "node2" } else { "node1" };
+    assert_eq!(dnat.node, expected_node);
+}
+
 #[test]
-#[ignore]
-fn print_explain() {
-    let w = world(
-        &(nodeport_service("Cluster")
-            + &hep("node1-eth0", "node1", "eth0", NODE1, "role: host", "")),
+fn untracked_flow_to_a_local_pod_is_denied() {
+    let extra = hep("node1-eth0", "node1", "eth0", NODE1, "role: host", "")
+        + &gnp(
+            "untracked-allow",
+            "  selector: role == 'host'\n  doNotTrack: true\n  applyOnForward: true\n  types: [Ingress, Egress]\n  ingress: [{action: Allow}]\n  egress: [{action: Allow}]\n",
+        );
+    let w = world(&extra);
+    let (v, by) = verdict(&w, &tcp(&w, OUTSIDE, "default/server", 8080));
+    assert_eq!((v, by), (Verdict::Deny, DecidedBy::UntrackedReply));
+    // Untracked both ways to the host itself works (normal policy skipped).
+    let (v, by) = verdict(&w, &tcp(&w, OUTSIDE, NODE1, 8080));
+    assert_eq!(v, Verdict::Allow);
+    assert_eq!(
+        rule_by(by).map(|r| r.1),
+        Some("untracked-allow".to_string())
     );
-    println!("{}", explain(&w, &tcp(&w, OUTSIDE, NODE2, 30080)));
-    let w = seed0();
-    println!(
-        "{}",
-        explain(&w, &tcp(&w, "default/client", "192.0.2.56", 80))
-    );
+}
+
+#[rstest]
+#[case::endpoint_and_target_port("default/server", 8080, Verdict::Allow)]
+#[case::wrong_port("default/server", 9090, Verdict::Deny)]
+#[case::not_an_endpoint("other/remote", 8080, Verdict::Deny)]
+fn services_match_endpoints_and_target_ports(
+    #[case] to: &str,
+    #[case] port: u16,
+    #[case] expected: Verdict,
+) {
+    let extra = nodeport_service("Cluster")
+        + &gnp(
+            "to-web",
+            "  selector: app == 'client'\n  types: [Egress]\n  egress:\n    - {action: Allow, destination: {services: {name: web, namespace: default}}}\n",
+        );
+    let w = world(&extra);
+    let (v, _) = verdict(&w, &tcp(&w, "default/client", to, port));
+    assert_eq!(v, expected);
+}
+
+#[test]
+fn flow_log_profile_entry_and_pod_to_pod_trace() {
+    let w = world("");
+    let d = evaluate(&w, &tcp(&w, "default/client", "default/server", 8080));
+    let logs = flow_log_policies(&d);
+    assert_eq!(logs.len(), 2);
+    assert_eq!(logs[0].stage, StageKind::WorkloadEgress);
+    assert_eq!(logs[1].stage, StageKind::WorkloadIngress);
+    for l in &logs {
+        assert_eq!(l.policies, ["0|__PROFILE__|pro:kns.default|allow|0"]);
+    }
+}
+
+#[test]
+fn resolve_is_deterministic() {
+    let extra = seed0_yaml() + &nodeport_service("Local");
+    let a = format!("{:?}", world(&extra));
+    let b = format!("{:?}", world(&extra));
+    assert_eq!(a, b);
 }

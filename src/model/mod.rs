@@ -12,8 +12,61 @@
 //! - [`explain`]: a readable walk-through. [`flow_log_policies`]: §8.1 policy strings.
 //!
 //! Guarantees: pure, deterministic, never panics on a resolved world.
-//! Decisions where the spec is silent are listed in `ARCHITECTURE.md` (and in the
-//! docs of [`evaluate`]).
+//!
+//! # Topology modelled
+//! Every node has one uplink, `eth0`, to the fabric; every inter-node or outside
+//! packet crosses it. Pod → pod on one node: egress(src) then ingress(dst). Pod →
+//! elsewhere: egress(src), HEP forward egress on the source node's eth0, then on the
+//! receiving node HEP untracked ingress → pre-DNAT → (DNAT) → normal ingress (to the
+//! host) or forward ingress (+ forward egress when it leaves again) → workload ingress.
+//! Host-originated: untracked egress (pre-DNAT destination), DNAT, normal egress.
+//!
+//! # Decisions where the spec is silent (each covered by a test in `tests/model.rs`)
+//! 1. Missing tier (§10.2): kept as an *invalid* tier, sorted after every valid tier,
+//!    default action Deny; its policies are enforced; `resolve` reports a warning.
+//! 2. Pod → its own host: egress policy, then `DefaultEndpointToHostAction` =
+//!    ACCEPT, as calico-node manifests set it ([`DecidedBy::EndpointToHost`]).
+//! 3. Host → local pod and host → itself are never policed ([`DecidedBy::NotPoliced`]).
+//! 4. Services: DNAT to the first endpoint in (namespace, name) order that has an
+//!    address of the flow's family; a named targetPort resolves on that endpoint.
+//!    `externalTrafficPolicy: Local` only uses endpoints on the DNAT-ing node. No
+//!    endpoint at all → [`Verdict::Refused`] (kube-proxy REJECT); endpoints but none
+//!    local → Deny (kube-proxy DROP); both [`DecidedBy::NoServiceEndpoint`].
+//! 5. SNAT: NodePort and LoadBalancer traffic with `Cluster` is always masqueraded to
+//!    the DNAT-ing node's address (kube-proxy marks it for masquerade even when the
+//!    endpoint is local); `Local` and ClusterIP traffic keep the client address.
+//!    Policy on the DNAT-ing node sees the client; later hops see the node.
+//! 6. An outside client reaches a LoadBalancer address through the first node
+//!    (scenario order) for `Cluster`, and through the first node hosting an endpoint
+//!    for `Local`. In-cluster sources DNAT LB and cluster IPs on their own node.
+//! 7. doNotTrack replies (§5.3): the reply is checked by untracked policy where it
+//!    crosses a raw hook on a HEP: arriving where the request left a node, leaving
+//!    (host-originated) where the request arrived and ended at the host. An untracked
+//!    Deny of the reply denies the flow; a request allowed untracked whose reply gets
+//!    no untracked Allow is denied ([`DecidedBy::UntrackedReply`]); so is an
+//!    untracked request forwarded to a local pod (its reply has no conntrack entry).
+//! 8. Failsafes (§5.6 defaults, TCP/UDP only) in the raw and mangle stages ACCEPT
+//!    without the accept mark, so later stages still run; in filter INPUT/OUTPUT they
+//!    allow ([`DecidedBy::Failsafe`]). The raw table also matches them reversed.
+//! 9. An untracked or pre-DNAT Allow sets the accept mark: the HEP's normal and
+//!    forward-ingress stages are skipped; workload stages still run.
+//! 10. Forward HEP stages with no applicable applyOnForward tier, or whose tiers all
+//!     pass, allow ([`DecidedBy::DefaultForwardAllow`]).
+//! 11. The HEP for eth0: an explicit `interfaceName: eth0` (lowest name), else a HEP
+//!     without interface name whose expectedIPs hold the node address, else `*`.
+//! 12. Named ports resolve on the endpoint owning the address (workload first, then
+//!     a HEP by expectedIPs) and must have the packet's protocol.
+//! 13. `services` rule matches (§10.7, best effort): destination = the address of a
+//!     service endpoint and the port of one of its target ports with the protocol;
+//!     source = the address only.
+//! 14. An outside source to an address no node routes (e.g. a cluster IP) is denied
+//!     ([`DecidedBy::Unroutable`]).
+//! 15. For an allowed flow, `decided_by` is the decider of the last stage that
+//!     allowed (usually the destination's ingress).
+//! 16. Flow-log strings: one entry per tier that gave a verdict or passed, indexes
+//!     counting entries; end of tier is attributed to the tier's last applicable
+//!     policy; "no profile matched" adds no entry.
+//! 17. ICMP probes are echo requests (type 8, or 128 for IPv6); replies swap to 0/129.
 
 mod explain;
 mod matching;
@@ -303,8 +356,7 @@ pub struct Decision<'w> {
 
 /// Evaluates a flow with the full trace.
 ///
-/// Modelling decisions (where the spec is silent): see `ARCHITECTURE.md`
-/// ("Reference model decisions").
+/// Modelling decisions (where the spec is silent): see the [module docs](self).
 pub fn evaluate<'w>(world: &'w World, flow: &Flow) -> Decision<'w> {
     let mut sink = path::TraceSink::default();
     let core = path::run(world, flow, &mut sink);
