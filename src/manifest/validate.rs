@@ -117,7 +117,11 @@ impl<'a> Context<'a> {
     fn char_span(&self, s: &Spanned<String>, offset: usize) -> Span {
         match self.scalars.get(&s.span) {
             Some(node) => value_char_span(node, offset, self.text),
-            None => Span::new(s.span.file, s.span.line, s.span.col + offset as u32),
+            None => Span::new(
+                s.span.file,
+                s.span.line,
+                s.span.col.saturating_add(offset as u32),
+            ),
         }
     }
 }
