@@ -6,8 +6,10 @@
 //! - [`yaml`]: the spanned YAML tree every input is read into.
 //! - [`manifest`]: Calico and Kubernetes manifests, typed and validated.
 //! - [`inventory`]: what exists in a scenario's cluster at one step.
+//! - [`scenario`]: scenario files: typed steps, address allocation, the state after every step.
 
 pub mod diag;
 pub mod inventory;
 pub mod manifest;
+pub mod scenario;
 pub mod yaml;
