@@ -277,9 +277,11 @@ impl Lookup for Ctx<'_> {
             let v = match attr {
                 "clusterIP" => *c,
                 "loadBalancerIP" => *l,
-                _ => return Err(format!(
+                _ => {
+                    return Err(format!(
                     "`${{{name}}}`: a service has `clusterIP` and `loadBalancerIP`, not `{attr}`"
-                )),
+                ))
+                }
             };
             return v
                 .map(|ip| ip.to_string())
@@ -566,6 +568,18 @@ fn embedded_origin(file_text: &str, node: &Node) -> Origin {
     if style.is_block() {
         // The content starts on the line after the indicator, at the indentation of
         // its first non-blank line.
+        // The node's span is at the indicator or (depending on the parser) at the
+        // first content line; look at the text to know which.
+        let at_indicator = file_text
+            .split('\n')
+            .nth(line.saturating_sub(1) as usize)
+            .and_then(|l| l.chars().nth(node.span.col.saturating_sub(1) as usize))
+            .is_some_and(|c| c == '|' || c == '>');
+        let line = if at_indicator {
+            line
+        } else {
+            line.saturating_sub(1)
+        };
         let indent = file_text
             .split('\n')
             .skip(line as usize)
@@ -754,7 +768,7 @@ impl Loader<'_> {
             };
             let span = raw.ip.as_ref().map_or(raw.name.span, |s| s.span);
             self.check_free(IpAddr::V4(ip), span, &format!("node {}", raw.name.value));
-            self.check_not_in_ranges(IpAddr::V4(ip), span, false);
+            self.check_not_in_ranges(IpAddr::V4(ip), span, true);
             let mut interfaces = vec!["eth0".to_string()];
             for i in raw.interfaces.iter().flatten() {
                 if !interfaces.contains(&i.value) {
@@ -816,9 +830,11 @@ impl Loader<'_> {
                 .filter(|n| n.contains(&v6))
                 .map(|n| ("podCIDRv6", n.to_string())),
         };
-        let fabric_ok = if fabric_ok { "" } else { "" };
         if let Some((what, net)) = hit {
-            self.err(span, format!("{ip} is in {what} ({net}){fabric_ok}: use an address outside the cluster's ranges"));
+            self.err(
+                span,
+                format!("{ip} is in {what} ({net}): use an address outside the cluster's ranges"),
+            );
         }
     }
 
