@@ -1,11 +1,9 @@
-use std::path::Path;
-
 use policylab::diag::{Diagnostics, Sources};
 
 #[test]
 fn bad_scenarios_render_their_diagnostics() {
     insta::glob!("bad_scenarios/*.yaml", |path| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let rel = path.strip_prefix(root).unwrap_or(path);
         let mut sources = Sources::new();
         let mut diags = Diagnostics::new();
@@ -19,7 +17,7 @@ fn bad_scenarios_render_their_diagnostics() {
 #[test]
 fn good_scenarios_load() {
     insta::glob!("scenarios/*.yaml", |path| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let rel = path.strip_prefix(root).unwrap_or(path);
         let mut sources = Sources::new();
         let mut diags = Diagnostics::new();
