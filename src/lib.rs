@@ -4,12 +4,17 @@
 //! Start here:
 //! - [`diag`]: source files, spans, diagnostics (`file:line:col: message`).
 //! - [`yaml`]: the spanned YAML tree every input is read into.
+//! - [`selector`]: Calico's label-selector language: parse, canonical text and UID,
+//!   evaluation against (layered) labels.
 //! - [`manifest`]: Calico and Kubernetes manifests, typed and validated.
 //! - [`inventory`]: what exists in a scenario's cluster at one step.
 //! - [`scenario`]: scenario files: typed steps, address allocation, the state after every step.
+//! - [`nft`]: nftables rulesets as typed values, rendered to `nft -f` text.
 
 pub mod diag;
 pub mod inventory;
 pub mod manifest;
+pub mod nft;
 pub mod scenario;
+pub mod selector;
 pub mod yaml;

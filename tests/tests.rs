@@ -7,3 +7,5 @@
 
 mod bad_scenarios; // one snapshot of rendered diagnostics per bad scenario file
 mod scenario; // table-driven scenario loading tests
+
+mod fuzz; // bounded fuzzing of YAML reading and manifest loading: never a panic

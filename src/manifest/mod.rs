@@ -2,19 +2,25 @@
 //! typed [`Resource`]s, with every problem reported at its position.
 //!
 //! - [`types`]: serde mirrors of the API objects (raw, spanned).
+//! - [`values`]: ports, protocols, CIDRs, durations: parsed once, with Calico's messages.
+//! - [`names`]: the name and label formats of the Kubernetes and Calico APIs.
+//! - [`validate`]: Calico's and Kubernetes' validation rules on the typed resources.
 //!
 //! Pipeline per document: `apiVersion`/`kind` → schema check → typed value → Calico's
 //! own validation. A document with any error yields no resource; every document is
 //! checked, so one run lists every problem.
 
+pub mod names;
 pub mod types;
+pub mod validate;
+pub mod values;
 
 pub use types::{Body, Kind, Resource, ResourceKey};
 
 use serde::Deserialize;
 
-use crate::diag::{Diagnostic, Diagnostics};
-use crate::yaml::{from_node, Document, Node};
+use crate::diag::{Diagnostic, Diagnostics, FileId, Sources};
+use crate::yaml::{from_node, parse_stream, Document, Node, Origin, Schemas};
 
 #[derive(Deserialize)]
 struct Envelope<S> {
@@ -25,8 +31,24 @@ struct Envelope<S> {
 }
 
 /// Reads one document as a resource. Reports problems and returns `None` when the
-/// document is not a valid resource.
+/// document is not a valid resource. Without the file text, positions inside
+/// multi-line strings are approximate; see [`load_document_in`].
 pub fn load_document(doc: &Document, diags: &mut Diagnostics) -> Option<Resource> {
+    load_document_in(doc, None, diags)
+}
+
+/// [`load_document`] with the text of the file the document's spans point into (for
+/// an inline manifest, the scenario file), so that errors inside strings (a selector's
+/// bad character) are placed exactly whatever the YAML style.
+///
+/// Steps: kind detection; the kind's schema (every problem of the document is listed;
+/// if there is any, the document stops here); typed deserialization; Calico's and
+/// Kubernetes' own rules ([`validate`]).
+pub fn load_document_in(
+    doc: &Document,
+    text: Option<&str>,
+    diags: &mut Diagnostics,
+) -> Option<Resource> {
     let root = &doc.root;
     if root.as_map().is_none() {
         diags.error(
@@ -46,7 +68,15 @@ pub fn load_document(doc: &Document, diags: &mut Diagnostics) -> Option<Resource
         }
     };
     let before = diags.error_count();
+    if let Some(schema) = Schemas::for_kind(kind.api_version(), kind.name()) {
+        schema.validate(root, diags);
+        if diags.error_count() > before {
+            return None;
+        }
+    }
     let resource = typed(kind, root).map_err(|d| diags.push(d)).ok()?;
+    let ctx = validate::Context::new(root, text);
+    validate::validate(&resource, &ctx, diags);
     (diags.error_count() == before).then_some(resource)
 }
 
@@ -54,6 +84,32 @@ pub fn load_document(doc: &Document, diags: &mut Diagnostics) -> Option<Resource
 pub fn load_documents(docs: &[Document], diags: &mut Diagnostics) -> Vec<Resource> {
     docs.iter()
         .filter_map(|d| load_document(d, diags))
+        .collect()
+}
+
+/// [`load_documents`] with the file texts at hand (see [`load_document_in`]).
+pub fn load_documents_in(
+    docs: &[Document],
+    sources: &Sources,
+    diags: &mut Diagnostics,
+) -> Vec<Resource> {
+    docs.iter()
+        .filter_map(|d| {
+            let file = d.span.file;
+            let text = ((file.0 as usize) < sources.len()).then(|| sources.text(file));
+            load_document_in(d, text, diags)
+        })
+        .collect()
+}
+
+/// Parses a manifest stream (a whole file) and loads every document: YAML syntax
+/// errors, schema errors and validation errors all end up in `diags`, and the valid
+/// documents come back as resources.
+pub fn check_stream(text: &str, file: FileId, diags: &mut Diagnostics) -> Vec<Resource> {
+    let (docs, errors) = parse_stream(text, file, Origin::default());
+    diags.extend(errors);
+    docs.iter()
+        .filter_map(|d| load_document_in(d, Some(text), diags))
         .collect()
 }
 

@@ -507,6 +507,8 @@ pub struct Resource {
     pub body: Body,
 }
 
+// Resources are few and never on a hot path; boxing would only make matching noisier.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Body {
     Policy(PolicySpec),

@@ -1038,7 +1038,7 @@ impl Loader<'_> {
                 let mut v = json!({"apiVersion": "v1", "kind": "Pod",
                     "metadata": {"name": name, "namespace": ns, "labels": labels_json(&raw.labels)},
                     "spec": {"nodeName": node, "serviceAccountName": sa,
-                        "containers": [{"name": "main", "ports": cports.clone()}]}});
+                        "containers": [{"name": "main", "image": "policylab/echoserver", "ports": cports.clone()}]}});
                 if let Some(ip) = &raw.ip {
                     v["metadata"]["annotations"] =
                         json!({IP_ADDRS_ANNOTATION: json!([ip.value]).to_string()});

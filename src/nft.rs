@@ -1,0 +1,612 @@
+//! This module deals with nftables rulesets as values: a typed tree of tables,
+//! chains, sets and rules, rendered to `nft -f` script text by `Display`.
+//!
+//! The compiler builds a [`Table`]; the harness loads its rendering with one
+//! `nft -f -` inside a scenario namespace. The text that is snapshotted is exactly the
+//! text that is loaded.
+//!
+//! Guarantees:
+//! - Rendering cannot fail and is deterministic: sets, chains and elements are
+//!   emitted in the order the value holds them; set elements are sorted and
+//!   de-duplicated on construction.
+//! - A table renders as `table inet <name>` preceded by an idempotent
+//!   `add table` + `delete table`, so loading the script replaces the whole table in
+//!   one atomic transaction and touches nothing else.
+//! - Names are checked on construction: only `[A-Za-z0-9_.-]`, at most 255 bytes,
+//!   never an nft keyword, so that `nft list chain` works on every chain we make.
+
+use std::fmt::{self, Write as _};
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+/// A name of a chain, set or table that is safe to print unquoted.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Name(String);
+
+/// Words nft parses as keywords where a chain or set name may stand.
+const KEYWORDS: &[&str] = &[
+    "accept", "drop", "reject", "return", "jump", "goto", "continue", "queue", "fwd", "dup",
+    "table", "chain", "set", "map", "rule", "counter", "log", "ip", "ip6", "inet", "tcp", "udp",
+    "sctp", "icmp", "meta", "ct", "type", "hook", "priority", "policy", "flags", "elements",
+    "limit", "nat", "filter", "route", "netdev", "arp", "bridge", "element", "comment",
+];
+
+impl Name {
+    /// Returns `None` for names nft would not accept unquoted or would misparse.
+    pub fn new(s: impl Into<String>) -> Option<Name> {
+        let s = s.into();
+        let ok = !s.is_empty()
+            && s.len() <= 255
+            && s.as_bytes()[0].is_ascii_alphabetic()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+            && !KEYWORDS.contains(&s.as_str());
+        ok.then_some(Name(s))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Hook {
+    Prerouting,
+    Input,
+    Forward,
+    Output,
+    Postrouting,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChainType {
+    Filter,
+    Nat,
+    Route,
+}
+
+/// A base chain's attachment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseChain {
+    pub chain_type: ChainType,
+    pub hook: Hook,
+    /// Numeric priority: raw −300, mangle −150, dstnat −100, filter 0, srcnat 100.
+    pub priority: i32,
+    pub policy_accept: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain {
+    pub name: Name,
+    pub base: Option<BaseChain>,
+    /// Shown as a comment on the chain: which policy or endpoint it belongs to.
+    pub comment: Option<String>,
+    pub rules: Vec<Rule>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SetType {
+    Ipv4,
+    Ipv6,
+    /// `ipv4_addr . inet_proto . inet_service`, for named ports.
+    Ipv4ProtoPort,
+    Ipv6ProtoPort,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Element {
+    Net(IpNet),
+    Addr(IpAddr),
+    AddrProtoPort(IpAddr, u8, u16),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Set {
+    pub name: Name,
+    pub set_type: SetType,
+    /// Interval sets hold CIDRs; hash sets hold single addresses (fast updates).
+    pub interval: bool,
+    pub comment: Option<String>,
+    elements: Vec<Element>,
+}
+
+impl Set {
+    pub fn new(name: Name, set_type: SetType, interval: bool, mut elements: Vec<Element>) -> Set {
+        elements.sort();
+        elements.dedup();
+        Set {
+            name,
+            set_type,
+            interval,
+            comment: None,
+            elements,
+        }
+    }
+
+    pub fn elements(&self) -> &[Element] {
+        &self.elements
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dir {
+    Saddr,
+    Daddr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+/// One match expression of a rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Match {
+    /// `meta nfproto ipv4|ipv6`
+    Nfproto(Family),
+    /// `iifname "x"` / `oifname "x"` (a trailing `*` is a wildcard).
+    Iifname(String),
+    Oifname(String),
+    /// `ip saddr 10.0.0.0/8` (negated: `!=`).
+    Addr {
+        family: Family,
+        dir: Dir,
+        nets: Vec<IpNet>,
+        negate: bool,
+    },
+    /// `ip saddr @set` (negated: `!= @set`).
+    AddrInSet {
+        family: Family,
+        dir: Dir,
+        set: Name,
+        negate: bool,
+    },
+    /// `meta l4proto { 6, 17 }`
+    L4proto {
+        protos: Vec<u8>,
+        negate: bool,
+    },
+    /// `th dport { 80, 1000-2000 }` (TCP, UDP and SCTP share the transport header).
+    Port {
+        dir: Dir,
+        ranges: Vec<(u16, u16)>,
+        negate: bool,
+    },
+    /// `ip saddr . meta l4proto . th sport @set` (named ports).
+    AddrProtoPortInSet {
+        family: Family,
+        dir: Dir,
+        set: Name,
+        negate: bool,
+    },
+    /// `icmp type 8` / `icmpv6 type 128 code 0`.
+    Icmp {
+        family: Family,
+        icmp_type: u8,
+        code: Option<u8>,
+        negate: bool,
+    },
+    /// `ct state { established, related }`
+    CtState(Vec<&'static str>),
+    /// `meta mark & 0x10000 == 0x10000` (set) or `== 0` (clear).
+    MarkBit {
+        mask: u32,
+        set: bool,
+    },
+    /// `fib daddr type local`
+    DaddrLocal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Statement {
+    Counter,
+    /// `meta mark set meta mark | 0x10000`
+    SetMark(u32),
+    /// `meta mark set meta mark & 0xfffeffff`
+    ClearMark(u32),
+    /// `log prefix "..." group N` (NFLOG; the prefix is escaped on rendering).
+    Nflog {
+        group: u16,
+        prefix: String,
+    },
+    Notrack,
+    /// `dnat ip to 10.0.0.1:80`
+    Dnat {
+        family: Family,
+        addr: IpAddr,
+        port: Option<u16>,
+    },
+    /// `snat ip to 172.18.0.11`
+    Snat {
+        family: Family,
+        addr: IpAddr,
+    },
+    Masquerade,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Accept,
+    Drop,
+    Return,
+    Jump(Name),
+    Goto(Name),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Rule {
+    pub matches: Vec<Match>,
+    pub statements: Vec<Statement>,
+    pub verdict: Option<Verdict>,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    pub name: Name,
+    pub sets: Vec<Set>,
+    pub chains: Vec<Chain>,
+}
+
+fn quote(s: &str) -> String {
+    // nft strings cannot contain a double quote; policylab never emits one but user
+    // text (policy names in comments) is filtered to stay loadable.
+    let cleaned: String = s
+        .chars()
+        .map(|c| {
+            if c == '"' || c == '\\' || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    format!("\"{cleaned}\"")
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Family::V4 => "ip",
+            Family::V6 => "ip6",
+        })
+    }
+}
+
+impl fmt::Display for Dir {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Dir::Saddr => "saddr",
+            Dir::Daddr => "daddr",
+        })
+    }
+}
+
+fn list<T: fmt::Display>(items: &[T]) -> String {
+    if items.len() == 1 {
+        items[0].to_string()
+    } else {
+        let inner: Vec<String> = items.iter().map(ToString::to_string).collect();
+        format!("{{ {} }}", inner.join(", "))
+    }
+}
+
+fn neg(n: bool) -> &'static str {
+    if n {
+        "!= "
+    } else {
+        ""
+    }
+}
+
+impl fmt::Display for Match {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Match::Nfproto(Family::V4) => f.write_str("meta nfproto ipv4"),
+            Match::Nfproto(Family::V6) => f.write_str("meta nfproto ipv6"),
+            Match::Iifname(i) => write!(f, "iifname {}", quote(i)),
+            Match::Oifname(i) => write!(f, "oifname {}", quote(i)),
+            Match::Addr {
+                family,
+                dir,
+                nets,
+                negate,
+            } => {
+                write!(f, "{family} {dir} {}{}", neg(*negate), list(nets))
+            }
+            Match::AddrInSet {
+                family,
+                dir,
+                set,
+                negate,
+            } => {
+                write!(f, "{family} {dir} {}@{set}", neg(*negate))
+            }
+            Match::L4proto { protos, negate } => {
+                write!(f, "meta l4proto {}{}", neg(*negate), list(protos))
+            }
+            Match::Port {
+                dir,
+                ranges,
+                negate,
+            } => {
+                let items: Vec<String> = ranges
+                    .iter()
+                    .map(|(a, b)| {
+                        if a == b {
+                            a.to_string()
+                        } else {
+                            format!("{a}-{b}")
+                        }
+                    })
+                    .collect();
+                let d = match dir {
+                    Dir::Saddr => "sport",
+                    Dir::Daddr => "dport",
+                };
+                write!(f, "th {d} {}{}", neg(*negate), list(&items))
+            }
+            Match::AddrProtoPortInSet {
+                family,
+                dir,
+                set,
+                negate,
+            } => {
+                let d = match dir {
+                    Dir::Saddr => "sport",
+                    Dir::Daddr => "dport",
+                };
+                write!(
+                    f,
+                    "{family} {dir} . meta l4proto . th {d} {}@{set}",
+                    neg(*negate)
+                )
+            }
+            Match::Icmp {
+                family,
+                icmp_type,
+                code,
+                negate,
+            } => {
+                let p = match family {
+                    Family::V4 => "icmp",
+                    Family::V6 => "icmpv6",
+                };
+                match code {
+                    None => write!(f, "{p} type {}{icmp_type}", neg(*negate)),
+                    Some(c) if !*negate => write!(f, "{p} type {icmp_type} {p} code {c}"),
+                    // NOT (type AND code) as one concatenated comparison.
+                    Some(c) => write!(f, "{p} type . {p} code != {{ {icmp_type} . {c} }}"),
+                }
+            }
+            Match::CtState(states) => write!(f, "ct state {}", list(states)),
+            Match::MarkBit { mask, set } => {
+                write!(
+                    f,
+                    "meta mark & {mask:#x} == {:#x}",
+                    if *set { *mask } else { 0 }
+                )
+            }
+            Match::DaddrLocal => f.write_str("fib daddr type local"),
+        }
+    }
+}
+
+impl fmt::Display for Statement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Statement::Counter => f.write_str("counter"),
+            Statement::SetMark(m) => write!(f, "meta mark set meta mark | {m:#x}"),
+            Statement::ClearMark(m) => write!(f, "meta mark set meta mark & {:#x}", !m),
+            Statement::Nflog { group, prefix } => {
+                write!(f, "log prefix {} group {group}", quote(prefix))
+            }
+            Statement::Notrack => f.write_str("notrack"),
+            Statement::Dnat { family, addr, port } => match (addr, port) {
+                (IpAddr::V6(a), Some(p)) => write!(f, "dnat {family} to [{a}]:{p}"),
+                (a, Some(p)) => write!(f, "dnat {family} to {a}:{p}"),
+                (a, None) => write!(f, "dnat {family} to {a}"),
+            },
+            Statement::Snat { family, addr } => write!(f, "snat {family} to {addr}"),
+            Statement::Masquerade => f.write_str("masquerade"),
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Verdict::Accept => f.write_str("accept"),
+            Verdict::Drop => f.write_str("drop"),
+            Verdict::Return => f.write_str("return"),
+            Verdict::Jump(c) => write!(f, "jump {c}"),
+            Verdict::Goto(c) => write!(f, "goto {c}"),
+        }
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts: Vec<String> = self.matches.iter().map(ToString::to_string).collect();
+        parts.extend(self.statements.iter().map(ToString::to_string));
+        if let Some(v) = &self.verdict {
+            parts.push(v.to_string());
+        }
+        if let Some(c) = &self.comment {
+            parts.push(format!("comment {}", quote(c)));
+        }
+        f.write_str(&parts.join(" "))
+    }
+}
+
+impl fmt::Display for Element {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Element::Net(n) => write!(f, "{n}"),
+            Element::Addr(a) => write!(f, "{a}"),
+            Element::AddrProtoPort(a, p, port) => write!(f, "{a} . {p} . {port}"),
+        }
+    }
+}
+
+impl fmt::Display for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = String::new();
+        // Replace the table atomically: make sure it exists, delete it, re-create it.
+        let _ = writeln!(out, "add table inet {}", self.name);
+        let _ = writeln!(out, "delete table inet {}", self.name);
+        let _ = writeln!(out, "table inet {} {{", self.name);
+        for s in &self.sets {
+            let ty = match s.set_type {
+                SetType::Ipv4 => "ipv4_addr",
+                SetType::Ipv6 => "ipv6_addr",
+                SetType::Ipv4ProtoPort => "ipv4_addr . inet_proto . inet_service",
+                SetType::Ipv6ProtoPort => "ipv6_addr . inet_proto . inet_service",
+            };
+            let _ = writeln!(out, "\tset {} {{", s.name);
+            let _ = writeln!(out, "\t\ttype {ty}");
+            if s.interval {
+                let _ = writeln!(out, "\t\tflags interval");
+            }
+            if let Some(c) = &s.comment {
+                let _ = writeln!(out, "\t\tcomment {}", quote(c));
+            }
+            if !s.elements.is_empty() {
+                let items: Vec<String> = s.elements.iter().map(ToString::to_string).collect();
+                let _ = writeln!(out, "\t\telements = {{ {} }}", items.join(", "));
+            }
+            let _ = writeln!(out, "\t}}");
+        }
+        for c in &self.chains {
+            let _ = writeln!(out, "\tchain {} {{", c.name);
+            if let Some(cm) = &c.comment {
+                let _ = writeln!(out, "\t\tcomment {}", quote(cm));
+            }
+            if let Some(b) = &c.base {
+                let ty = match b.chain_type {
+                    ChainType::Filter => "filter",
+                    ChainType::Nat => "nat",
+                    ChainType::Route => "route",
+                };
+                let hook = match b.hook {
+                    Hook::Prerouting => "prerouting",
+                    Hook::Input => "input",
+                    Hook::Forward => "forward",
+                    Hook::Output => "output",
+                    Hook::Postrouting => "postrouting",
+                };
+                let pol = if b.policy_accept { "accept" } else { "drop" };
+                let _ = writeln!(
+                    out,
+                    "\t\ttype {ty} hook {hook} priority {}; policy {pol};",
+                    b.priority
+                );
+            }
+            for r in &c.rules {
+                let _ = writeln!(out, "\t\t{r}");
+            }
+            let _ = writeln!(out, "\t}}");
+        }
+        let _ = writeln!(out, "}}");
+        f.write_str(&out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(s: &str) -> Name {
+        Name::new(s).unwrap()
+    }
+
+    #[test]
+    fn names_reject_keywords_and_odd_characters() {
+        assert!(Name::new("pol-in-gnp-security.block").is_some());
+        assert!(Name::new("fwd").is_none());
+        assert!(Name::new("a b").is_none());
+        assert!(Name::new("1abc").is_none());
+        assert!(Name::new("").is_none());
+    }
+
+    #[test]
+    fn rule_renders_matches_statements_verdict_comment() {
+        let r = Rule {
+            matches: vec![
+                Match::AddrInSet {
+                    family: Family::V4,
+                    dir: Dir::Daddr,
+                    set: n("sel-abc"),
+                    negate: false,
+                },
+                Match::L4proto {
+                    protos: vec![6],
+                    negate: false,
+                },
+                Match::Port {
+                    dir: Dir::Daddr,
+                    ranges: vec![(80, 80), (30000, 32767)],
+                    negate: true,
+                },
+            ],
+            statements: vec![
+                Statement::SetMark(0x10000),
+                Statement::Nflog {
+                    group: 1,
+                    prefix: "AP0|gnp:x\"y".into(),
+                },
+            ],
+            verdict: Some(Verdict::Return),
+            comment: Some("rule 0".into()),
+        };
+        assert_eq!(
+            r.to_string(),
+            "ip daddr @sel-abc meta l4proto 6 th dport != { 80, 30000-32767 } meta mark set meta mark | 0x10000 log prefix \"AP0|gnp:x_y\" group 1 return comment \"rule 0\""
+        );
+    }
+
+    #[test]
+    fn table_replaces_itself_atomically_and_sorts_elements() {
+        let t = Table {
+            name: n("policylab"),
+            sets: vec![Set::new(
+                n("s1"),
+                SetType::Ipv4,
+                true,
+                vec![
+                    Element::Net("203.0.113.0/24".parse().unwrap()),
+                    Element::Net("192.0.2.55/32".parse().unwrap()),
+                    Element::Net("192.0.2.55/32".parse().unwrap()),
+                ],
+            )],
+            chains: vec![Chain {
+                name: n("forward-hook"),
+                base: Some(BaseChain {
+                    chain_type: ChainType::Filter,
+                    hook: Hook::Forward,
+                    priority: 0,
+                    policy_accept: true,
+                }),
+                comment: None,
+                rules: vec![Rule {
+                    matches: vec![Match::CtState(vec!["established", "related"])],
+                    verdict: Some(Verdict::Accept),
+                    ..Rule::default()
+                }],
+            }],
+        };
+        let text = t.to_string();
+        assert_eq!(
+            text,
+            "add table inet policylab\ndelete table inet policylab\ntable inet policylab {\n\tset s1 {\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\telements = { 192.0.2.55/32, 203.0.113.0/24 }\n\t}\n\tchain forward-hook {\n\t\ttype filter hook forward priority 0; policy accept;\n\t\tct state { established, related } accept\n\t}\n}\n"
+        );
+    }
+}
