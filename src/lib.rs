@@ -10,9 +10,11 @@
 //! - [`inventory`]: what exists in a scenario's cluster at one step.
 //! - [`scenario`]: scenario files: typed steps, address allocation, the state after every step.
 //! - [`nft`]: nftables rulesets as typed values, rendered to `nft -f` text.
+//! - [`lab`]: the lab plan, the topology the harness builds in the kernel.
 
 pub mod diag;
 pub mod inventory;
+pub mod lab;
 pub mod manifest;
 pub mod nft;
 pub mod scenario;
