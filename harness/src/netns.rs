@@ -594,8 +594,8 @@ impl Lab {
             validate_label(s).map_err(E::from)?;
         }
         let names: Vec<String> = shorts.iter().map(|s| self.name_for(s)).collect();
-        let slots: Vec<Mutex<Option<Result<(NetNs, T), E>>>> =
-            names.iter().map(|_| Mutex::new(None)).collect();
+        type Slot<T, E> = Mutex<Option<Result<(NetNs, T), E>>>;
+        let slots: Vec<Slot<T, E>> = names.iter().map(|_| Mutex::new(None)).collect();
         let next = AtomicUsize::new(0);
         let threads = threads.clamp(1, names.len().max(1));
         let panics: Mutex<Vec<String>> = Mutex::new(Vec::new());
@@ -678,7 +678,7 @@ impl Lab {
             .read(true)
             .write(true)
             .create_new(true)
-            .mode(0)
+            .mode(0o0)
             .open(&path)
             .map_err(|e| NetnsError::io(format!("creating {}", path.display()), e))?;
         unshare(CloneFlags::CLONE_NEWNET).map_err(|e| {
