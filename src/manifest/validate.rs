@@ -1779,3 +1779,7 @@ pub fn label_selector_matches(sel: &LabelSelector, labels: &Labels) -> bool {
     });
     ml && me
 }
+
+#[cfg(test)]
+#[path = "validate_tests.rs"]
+mod tests;
