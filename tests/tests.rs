@@ -9,3 +9,4 @@ mod bad_scenarios; // one snapshot of rendered diagnostics per bad scenario file
 mod scenario; // table-driven scenario loading tests
 
 mod fuzz; // bounded fuzzing of YAML reading and manifest loading: never a panic
+mod model; // the reference model: resolve + evaluate over small YAML worlds
