@@ -1,0 +1,326 @@
+//! This module deals with predicting verdicts: the reference evaluator of Calico's
+//! semantics over a resolved [`World`].
+//!
+//! Input: a [`World`] and a [`Flow`] (one probe: source endpoint or address,
+//! destination address and port, protocol). Output: a [`Decision`]: the verdict, the
+//! point that decided it ([`DecidedBy`]), the client address the destination sees,
+//! where the packet ended up after DNAT, and the full trace (stage by stage, tier by
+//! tier, policy by policy, rule by rule).
+//!
+//! - [`evaluate`]: full trace. [`evaluate_fast`]: verdict and decider only, without
+//!   allocating. Both run the same code, generic over a trace sink.
+//! - [`explain`]: a readable walk-through. [`flow_log_policies`]: §8.1 policy strings.
+//!
+//! Guarantees: pure, deterministic, never panics on a resolved world.
+//! Decisions where the spec is silent are listed in `ARCHITECTURE.md` (and in the
+//! docs of [`evaluate`]).
+
+mod explain;
+mod matching;
+mod path;
+
+use std::net::IpAddr;
+
+use crate::resolve::{Action, PolicyId, World};
+
+pub use explain::{explain, flow_log_policies, FlowLogPolicies};
+
+/// Default `FailsafeInboundHostPorts` (§5.6): (protocol number, port).
+pub const FAILSAFE_INBOUND: &[(u8, u16)] = &[
+    (6, 22),
+    (17, 68),
+    (6, 179),
+    (6, 2379),
+    (6, 2380),
+    (6, 5473),
+    (6, 6443),
+    (6, 6666),
+    (6, 6667),
+];
+/// Default `FailsafeOutboundHostPorts` (§5.6).
+pub const FAILSAFE_OUTBOUND: &[(u8, u16)] = &[
+    (17, 53),
+    (17, 67),
+    (6, 179),
+    (6, 2379),
+    (6, 2380),
+    (6, 5473),
+    (6, 6443),
+    (6, 6666),
+    (6, 6667),
+];
+
+/// The probe's L4 protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Proto {
+    Tcp,
+    Udp,
+    Sctp,
+    /// ICMP echo (ICMPv6 for IPv6 flows).
+    Icmp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+/// Where a flow starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FlowSource {
+    /// A workload endpoint (or a host endpoint, meaning its node's host) by index
+    /// into [`World::endpoints`].
+    Endpoint(usize),
+    /// A raw address: a node's address (traffic from that host) or an outside host.
+    Ip(IpAddr),
+}
+
+/// One probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Flow {
+    pub src: FlowSource,
+    /// As dialled: may be a service cluster IP, a node port address or an LB address.
+    pub dst: IpAddr,
+    pub protocol: Proto,
+    /// Ignored for ICMP.
+    pub dst_port: u16,
+    /// The client's source port (default 40000).
+    pub src_port: u16,
+    /// ICMP type and code (default echo request: 8/0, or 128/0 for IPv6).
+    pub icmp_type: u8,
+    pub icmp_code: u8,
+}
+
+impl Flow {
+    pub fn new(src: FlowSource, dst: IpAddr, protocol: Proto, dst_port: u16) -> Flow {
+        Flow {
+            src,
+            dst,
+            protocol,
+            dst_port,
+            src_port: 40000,
+            icmp_type: if dst.is_ipv6() { 128 } else { 8 },
+            icmp_code: 0,
+        }
+    }
+
+    /// The family is the destination's.
+    pub fn family(&self) -> Family {
+        if self.dst.is_ipv6() {
+            Family::V6
+        } else {
+            Family::V4
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    Allow,
+    Deny,
+    /// Connection refused before policy had its say (a service without endpoints).
+    /// "Nothing listens on the port" is decided by the caller from an `Allow`.
+    Refused,
+}
+
+/// What decided a stage, or the whole flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecidedBy<'w> {
+    /// A rule of a policy with a terminal action (Allow, Deny; or Pass leading on).
+    Rule {
+        tier: &'w str,
+        policy: &'w PolicyId,
+        rule_index: usize,
+        action: Action,
+    },
+    /// No policy of the tier gave a verdict and the tier ends in a drop (or its
+    /// defaultAction Pass led on). `policy` is the last policy of the tier that applied.
+    EndOfTier {
+        tier: &'w str,
+        policy: &'w PolicyId,
+        action: Action,
+    },
+    /// A profile rule (profiles come after every tier, normal stages only).
+    Profile { name: &'w str, rule_index: usize },
+    /// No tier gave a verdict and no profile rule matched: "Drop if no profiles matched".
+    NoProfile,
+    /// A failsafe port on a host endpoint (§5.6).
+    Failsafe,
+    /// Forwarded traffic with no applyOnForward policy deciding: allowed (§5.5).
+    DefaultForwardAllow,
+    /// No Calico chain polices this hop (host → local pod, host → itself, an
+    /// interface without a host endpoint, untracked/preDNAT stages without a verdict).
+    NotPoliced,
+    /// Pod → its own host: `DefaultEndpointToHostAction` ACCEPT (§4.5).
+    EndpointToHost,
+    /// A service address with no (local) endpoint.
+    NoServiceEndpoint,
+    /// The flow was untracked (doNotTrack allow) but its replies are not allowed by
+    /// untracked policy in the other direction (§5.3).
+    UntrackedReply,
+    /// The destination is an address no hop of the modelled network delivers to.
+    Unroutable,
+}
+
+/// Where in the packet's path a stage sits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StageKind {
+    WorkloadEgress,
+    WorkloadIngress,
+    HostUntrackedIngress,
+    HostUntrackedEgress,
+    HostPreDnat,
+    HostNormalIngress,
+    HostNormalEgress,
+    HostForwardIngress,
+    HostForwardEgress,
+    ServiceDnat,
+    ServiceSnat,
+    EndpointToHost,
+    /// Host → local pod, host → itself: no policy.
+    Unpoliced,
+}
+
+impl StageKind {
+    pub fn describe(self) -> &'static str {
+        match self {
+            StageKind::WorkloadEgress => "source workload egress",
+            StageKind::WorkloadIngress => "destination workload ingress",
+            StageKind::HostUntrackedIngress => "host endpoint untracked ingress (raw PREROUTING)",
+            StageKind::HostUntrackedEgress => "host endpoint untracked egress (raw OUTPUT)",
+            StageKind::HostPreDnat => "host endpoint pre-DNAT ingress (mangle PREROUTING)",
+            StageKind::HostNormalIngress => "host endpoint ingress (filter INPUT)",
+            StageKind::HostNormalEgress => "host endpoint egress (filter OUTPUT)",
+            StageKind::HostForwardIngress => "host endpoint forward ingress (filter FORWARD)",
+            StageKind::HostForwardEgress => "host endpoint forward egress (filter FORWARD)",
+            StageKind::ServiceDnat => "service DNAT",
+            StageKind::ServiceSnat => "service SNAT (masquerade)",
+            StageKind::EndpointToHost => "workload to its own host (DefaultEndpointToHostAction)",
+            StageKind::Unpoliced => "not policed",
+        }
+    }
+}
+
+/// One step inside a stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step<'w> {
+    Tier {
+        tier: &'w str,
+    },
+    Policy {
+        tier: &'w str,
+        policy: &'w PolicyId,
+    },
+    /// A rule was tried. `mismatch` names the first field that did not match;
+    /// `absent` is set when the rule is not rendered for this IP family (§2.5).
+    Rule {
+        rule_index: usize,
+        action: Action,
+        matched: bool,
+        mismatch: Option<&'static str>,
+        absent: bool,
+    },
+    /// The policy had no matching rule with a terminal action.
+    PolicyNoVerdict,
+    EndOfTier {
+        tier: &'w str,
+        drop: bool,
+    },
+    Profile {
+        name: &'w str,
+    },
+    NoProfile,
+    Failsafe {
+        protocol: u8,
+        port: u16,
+    },
+    Note(String),
+}
+
+/// The result of one stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StageResult<'w> {
+    Allow(DecidedBy<'w>),
+    Deny(DecidedBy<'w>),
+    /// Untracked / pre-DNAT stage without a verdict: the packet goes on.
+    Continue,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stage<'w> {
+    pub kind: StageKind,
+    /// The node the stage runs on.
+    pub node: &'w str,
+    /// The endpoint whose policy runs (index into [`World::endpoints`]).
+    pub endpoint: Option<usize>,
+    /// Checking the reply direction of an untracked flow.
+    pub reply: bool,
+    /// The packet as this stage sees it.
+    pub packet: Packet,
+    pub steps: Vec<Step<'w>>,
+    pub result: StageResult<'w>,
+}
+
+/// A packet as one stage sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Packet {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// IP protocol number.
+    pub proto: u8,
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub icmp_type: u8,
+    pub icmp_code: u8,
+}
+
+/// Where the packet ended up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Destination {
+    /// A workload endpoint (index into [`World::endpoints`]).
+    Workload(usize),
+    /// A node's host (index into [`World::nodes`]).
+    Host(usize),
+    /// Outside the cluster.
+    Outside,
+}
+
+/// The full answer for one flow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision<'w> {
+    pub verdict: Verdict,
+    /// The denying stage's decider, or for an allowed flow the last stage that allowed.
+    pub decided_by: DecidedBy<'w>,
+    /// The source address the destination sees (after SNAT).
+    pub client_ip_seen: IpAddr,
+    /// After DNAT.
+    pub destination: Destination,
+    pub final_dst_ip: IpAddr,
+    pub final_dst_port: u16,
+    pub trace: Vec<Stage<'w>>,
+}
+
+/// Evaluates a flow with the full trace.
+///
+/// Modelling decisions (where the spec is silent): see `ARCHITECTURE.md`
+/// ("Reference model decisions").
+pub fn evaluate<'w>(world: &'w World, flow: &Flow) -> Decision<'w> {
+    let mut sink = path::TraceSink::default();
+    let core = path::run(world, flow, &mut sink);
+    Decision {
+        verdict: core.verdict,
+        decided_by: core.decided_by,
+        client_ip_seen: core.client_ip_seen,
+        destination: core.destination,
+        final_dst_ip: core.final_dst_ip,
+        final_dst_port: core.final_dst_port,
+        trace: sink.stages,
+    }
+}
+
+/// Verdict and decider only; does not allocate.
+pub fn evaluate_fast<'w>(world: &'w World, flow: &Flow) -> (Verdict, DecidedBy<'w>) {
+    let core = path::run(world, flow, &mut path::NoSink);
+    (core.verdict, core.decided_by)
+}

@@ -1,0 +1,1006 @@
+//! Building the [`World`]: endpoints, profiles, policies (Calico and Kubernetes),
+//! services, selector interning and the per-endpoint plans.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::*;
+use crate::diag::Diagnostic;
+use crate::inventory::{Inventory, IP_ADDRS_ANNOTATION};
+use crate::manifest::types::{
+    EntityRule, IntOrString, K8sNetworkPolicySpec, K8sPeer, K8sPort, LabelSelector, PolicySpec,
+    Rule as RawRule,
+};
+use crate::manifest::values::{parse_cidr_or_ip, PortSpec, Protocol};
+use crate::manifest::{Body, Kind, Resource};
+use crate::selector::{self, Expr, Selector};
+
+/// Protocol name or number → IP protocol number (the validator's parser).
+pub fn parse_protocol(p: &IntOrString) -> Option<u8> {
+    Protocol::parse(p).ok().map(Protocol::number)
+}
+
+fn parse_port(p: &IntOrString) -> Option<PortSpec> {
+    PortSpec::parse(p).ok()
+}
+
+fn parse_net(s: &str) -> Option<IpNet> {
+    parse_cidr_or_ip(s)
+}
+
+fn sel(text: &str) -> Selector {
+    // Inputs are validated; an unparsable selector (never expected) matches nothing.
+    selector::parse(text).unwrap_or_else(|_| expr_sel(Expr::Not(Box::new(Expr::All))))
+}
+
+fn and(a: Selector, b: Selector) -> Selector {
+    Selector::and(a, b)
+}
+
+/// A selector from a hand-built tree (normalised as a parse of its text would be).
+fn expr_sel(e: Expr) -> Selector {
+    Selector::all().replace_all(e)
+}
+
+/// Interns rule selectors by canonical text.
+#[derive(Default)]
+struct Interner {
+    by_text: BTreeMap<String, usize>,
+    list: Vec<Selector>,
+}
+
+impl Interner {
+    fn intern(&mut self, s: Selector) -> usize {
+        let text = s.canonical();
+        if let Some(i) = self.by_text.get(&text) {
+            return *i;
+        }
+        let i = self.list.len();
+        self.list.push(s);
+        self.by_text.insert(text, i);
+        i
+    }
+}
+
+struct Ctx {
+    interner: Interner,
+}
+
+pub(super) fn build(inv: &Inventory) -> World {
+    let mut world = World::default();
+    let mut ctx = Ctx {
+        interner: Interner::default(),
+    };
+    world.nodes = inv
+        .nodes
+        .iter()
+        .map(|n| Node {
+            name: n.name.clone(),
+            ip: IpAddr::V4(n.ip),
+            ipv6: n.ipv6.map(IpAddr::V6),
+            interfaces: n.interfaces.clone(),
+        })
+        .collect();
+    let default_node = world
+        .nodes
+        .first()
+        .map(|n| n.name.clone())
+        .unwrap_or_default();
+
+    // Namespaces and service accounts → profiles.
+    let mut ns_labels: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut sa_labels: BTreeMap<(String, String), BTreeMap<String, String>> = BTreeMap::new();
+    for r in inv.resources.values() {
+        match r.kind {
+            Kind::Namespace => {
+                ns_labels.insert(r.metadata.name().to_string(), r.metadata.labels());
+            }
+            Kind::ServiceAccount => {
+                let key = r.key();
+                sa_labels.insert(
+                    (key.namespace.unwrap_or_default(), key.name),
+                    r.metadata.labels(),
+                );
+            }
+            _ => {}
+        }
+    }
+    // Namespaces used by pods and network sets exist too (kubectl would need them).
+    for r in inv.resources.values() {
+        if matches!(r.kind, Kind::Pod | Kind::NetworkSet) {
+            let ns = r.key().namespace.unwrap_or_default();
+            ns_labels.entry(ns).or_default();
+        }
+        if let Body::Pod(p) = &r.body {
+            let ns = r.key().namespace.unwrap_or_default();
+            sa_labels.entry((ns, pod_sa(p))).or_default();
+        }
+    }
+    for (ns, labels) in &ns_labels {
+        let mut apply: BTreeMap<String, String> = labels
+            .iter()
+            .map(|(k, v)| (format!("pcns.{k}"), v.clone()))
+            .collect();
+        apply.insert(format!("pcns.{LABEL_NAME}"), ns.clone());
+        let allow = vec![Rule {
+            action: Some(Action::Allow),
+            ..Rule::default()
+        }];
+        let name = format!("kns.{ns}");
+        world.profiles.insert(
+            name.clone(),
+            Profile {
+                name,
+                ingress: allow.clone(),
+                egress: allow,
+                labels_to_apply: apply,
+            },
+        );
+    }
+    for ((ns, sa), labels) in &sa_labels {
+        let mut apply: BTreeMap<String, String> = labels
+            .iter()
+            .map(|(k, v)| (format!("pcsa.{k}"), v.clone()))
+            .collect();
+        apply.insert(format!("pcsa.{LABEL_NAME}"), sa.clone());
+        let name = format!("ksa.{ns}.{sa}");
+        world.profiles.insert(
+            name.clone(),
+            Profile {
+                name,
+                ingress: vec![],
+                egress: vec![],
+                labels_to_apply: apply,
+            },
+        );
+    }
+    let allow = vec![Rule {
+        action: Some(Action::Allow),
+        ..Rule::default()
+    }];
+    world.profiles.insert(
+        DEFAULT_ALLOW_PROFILE.to_string(),
+        Profile {
+            name: DEFAULT_ALLOW_PROFILE.to_string(),
+            ingress: allow.clone(),
+            egress: allow,
+            labels_to_apply: BTreeMap::new(),
+        },
+    );
+
+    // Workload endpoints (resources iterate in key order: namespace, name).
+    for r in inv.resources.values() {
+        let Body::Pod(p) = &r.body else { continue };
+        if p.host_network == Some(true) {
+            continue; // host-networked pods are the node, not a workload endpoint
+        }
+        let key = r.key();
+        let ns = key.namespace.clone().unwrap_or_default();
+        let sa = pod_sa(p);
+        let mut labels = r.metadata.labels();
+        labels.insert(LABEL_NAMESPACE.into(), ns.clone());
+        labels.insert(LABEL_ORCHESTRATOR.into(), "k8s".into());
+        if sa.len() < 63 {
+            labels.insert(LABEL_SERVICE_ACCOUNT.into(), sa.clone());
+        }
+        let profiles = vec![format!("kns.{ns}"), format!("ksa.{ns}.{sa}")];
+        let inherited = profiles
+            .iter()
+            .filter_map(|p| world.profiles.get(p))
+            .map(|p| p.labels_to_apply.clone())
+            .collect();
+        let ips = pod_ips(r);
+        let mut named_ports = Vec::new();
+        for c in &p.containers {
+            for port in &c.ports {
+                let Some(name) = &port.value.name else {
+                    continue;
+                };
+                let proto = port
+                    .value
+                    .protocol
+                    .as_ref()
+                    .and_then(|s| parse_protocol(&IntOrString::Str(s.value.clone())))
+                    .unwrap_or(6);
+                if let Ok(n) = u16::try_from(port.value.container_port.value) {
+                    named_ports.push(NamedPort {
+                        name: name.value.clone(),
+                        protocol: proto,
+                        port: n,
+                    });
+                }
+            }
+        }
+        world.endpoints.push(Endpoint {
+            kind: EndpointKind::Workload,
+            name: key.name.clone(),
+            namespace: Some(ns),
+            node: p
+                .node_name
+                .as_ref()
+                .map(|n| n.value.clone())
+                .unwrap_or_else(|| default_node.clone()),
+            ips,
+            labels,
+            inherited,
+            profiles,
+            named_ports,
+            interface: None,
+            plans: Plans::default(),
+        });
+    }
+    // Host endpoints.
+    for r in inv.resources.values() {
+        let Body::HostEndpoint(h) = &r.body else {
+            continue;
+        };
+        let ips = h
+            .expected_ips
+            .iter()
+            .flatten()
+            .filter_map(|s| s.value.parse::<IpAddr>().ok())
+            .collect();
+        let named_ports = h
+            .ports
+            .iter()
+            .flatten()
+            .filter_map(|p| {
+                Some(NamedPort {
+                    name: p.value.name.value.clone(),
+                    protocol: parse_protocol(&p.value.protocol.value)?,
+                    port: u16::try_from(p.value.port.value).ok()?,
+                })
+            })
+            .collect();
+        let profiles: Vec<String> = h
+            .profiles
+            .iter()
+            .flatten()
+            .map(|p| p.value.clone())
+            .collect();
+        let inherited = profiles
+            .iter()
+            .filter_map(|p| world.profiles.get(p))
+            .map(|p| p.labels_to_apply.clone())
+            .collect();
+        world.endpoints.push(Endpoint {
+            kind: EndpointKind::Host,
+            name: r.metadata.name().to_string(),
+            namespace: None,
+            node: h.node.as_ref().map(|n| n.value.clone()).unwrap_or_default(),
+            ips,
+            labels: r.metadata.labels(),
+            inherited,
+            profiles,
+            named_ports,
+            interface: h
+                .interface_name
+                .as_ref()
+                .map(|i| i.value.clone())
+                .filter(|i| !i.is_empty()),
+            plans: Plans::default(),
+        });
+    }
+    // Network sets.
+    for r in inv.resources.values() {
+        let Body::NetworkSet(s) = &r.body else {
+            continue;
+        };
+        let nets = s
+            .nets
+            .iter()
+            .flatten()
+            .filter_map(|n| parse_net(&n.value))
+            .collect();
+        let mut labels = r.metadata.labels();
+        let mut inherited = Vec::new();
+        let namespace = if r.kind == Kind::NetworkSet {
+            let ns = r.key().namespace.unwrap_or_default();
+            labels.insert(LABEL_NAMESPACE.into(), ns.clone());
+            if let Some(p) = world.profiles.get(&format!("kns.{ns}")) {
+                inherited.push(p.labels_to_apply.clone());
+            }
+            Some(ns)
+        } else {
+            None
+        };
+        world.network_sets.push(NetworkSet {
+            name: r.metadata.name().to_string(),
+            namespace,
+            nets,
+            labels,
+            inherited,
+        });
+    }
+    world.network_sets.sort_by(|a, b| {
+        (a.namespace.is_none(), &a.namespace, &a.name).cmp(&(
+            b.namespace.is_none(),
+            &b.namespace,
+            &b.name,
+        ))
+    });
+
+    // Tiers.
+    let mut tiers: BTreeMap<String, Tier> = BTreeMap::new();
+    for r in inv.resources.values() {
+        let Body::Tier(t) = &r.body else { continue };
+        let name = r.metadata.name().to_string();
+        let default_action = match t.default_action.as_ref().map(|a| a.value.as_str()) {
+            Some("Pass") => TierAction::Pass,
+            _ => TierAction::Deny,
+        };
+        tiers.insert(
+            name.clone(),
+            Tier {
+                name,
+                order: t.order.as_ref().map(|o| o.value),
+                default_action,
+                valid: true,
+                policies: vec![],
+            },
+        );
+    }
+    tiers.entry("default".into()).or_insert_with(|| Tier {
+        name: "default".into(),
+        order: Some(DEFAULT_TIER_ORDER),
+        default_action: TierAction::Deny,
+        valid: true,
+        policies: vec![],
+    });
+
+    // Policies.
+    for r in inv.resources.values() {
+        let policy = match &r.body {
+            Body::Policy(spec) => calico_policy(&mut ctx, r, spec),
+            Body::K8sNetworkPolicy(spec) => k8s_policy(&mut ctx, r, spec),
+            _ => continue,
+        };
+        let tier = tiers.entry(policy.tier.clone()).or_insert_with(|| {
+            world.diagnostics.push(Diagnostic::warning(
+                r.span,
+                format!(
+                    "{} {:?} refers to tier {:?}, which does not exist; like Felix, the tier is \
+                     kept as invalid (sorted after every valid tier, default action Deny)",
+                    r.kind.name(),
+                    r.metadata.name(),
+                    policy.tier
+                ),
+            ));
+            Tier {
+                name: policy.tier.clone(),
+                order: None,
+                default_action: TierAction::Deny,
+                valid: false,
+                policies: vec![],
+            }
+        });
+        tier.policies.push(policy);
+    }
+    let mut tiers: Vec<Tier> = tiers.into_values().collect();
+    for t in &mut tiers {
+        t.policies.sort_by(|a, b| {
+            let oa = a.order.unwrap_or(f64::INFINITY);
+            let ob = b.order.unwrap_or(f64::INFINITY);
+            oa.total_cmp(&ob)
+                .then_with(|| a.sort_key().as_bytes().cmp(b.sort_key().as_bytes()))
+        });
+    }
+    tiers.sort_by(|a, b| {
+        (!a.valid)
+            .cmp(&!b.valid)
+            .then(a.order.is_none().cmp(&b.order.is_none()))
+            .then(a.order.unwrap_or(0.0).total_cmp(&b.order.unwrap_or(0.0)))
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    world.tiers = tiers;
+
+    // Services.
+    for r in inv.resources.values() {
+        let Body::Service(s) = &r.body else { continue };
+        let key = r.key();
+        let ns = key.namespace.unwrap_or_default();
+        let service_type = match s.service_type.as_ref().map(|t| t.value.as_str()) {
+            Some("NodePort") => ServiceType::NodePort,
+            Some("LoadBalancer") => ServiceType::LoadBalancer,
+            _ => ServiceType::ClusterIp,
+        };
+        let ports = s
+            .ports
+            .iter()
+            .filter_map(|p| {
+                let p = &p.value;
+                let port = u16::try_from(p.port.value).ok()?;
+                Some(ServicePort {
+                    name: p.name.clone(),
+                    protocol: p
+                        .protocol
+                        .as_ref()
+                        .and_then(|x| parse_protocol(&IntOrString::Str(x.value.clone())))
+                        .unwrap_or(6),
+                    port,
+                    target: match p.target_port.as_ref().map(|t| &t.value) {
+                        None => TargetPort::Number(port),
+                        Some(IntOrString::Int(n)) => {
+                            TargetPort::Number(u16::try_from(*n).unwrap_or(port))
+                        }
+                        Some(IntOrString::Str(s)) => match s.parse::<u16>() {
+                            Ok(n) => TargetPort::Number(n),
+                            Err(_) => TargetPort::Named(s.clone()),
+                        },
+                    },
+                    node_port: p
+                        .node_port
+                        .as_ref()
+                        .and_then(|n| u16::try_from(n.value).ok())
+                        .filter(|_| service_type != ServiceType::ClusterIp),
+                })
+            })
+            .collect();
+        let endpoints = match &s.selector {
+            Some(selector) if !selector.is_empty() => world
+                .endpoints
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| {
+                    e.kind == EndpointKind::Workload
+                        && e.namespace.as_deref() == Some(ns.as_str())
+                        && selector.iter().all(|(k, v)| e.labels.get(k) == Some(v))
+                })
+                .map(|(i, _)| i)
+                .collect(),
+            _ => vec![],
+        };
+        world.services.push(Service {
+            namespace: ns,
+            name: key.name,
+            service_type,
+            cluster_ip: s
+                .cluster_ip
+                .as_ref()
+                .and_then(|c| c.value.parse::<IpAddr>().ok()),
+            load_balancer_ip: s
+                .load_balancer_ip
+                .as_ref()
+                .and_then(|c| c.value.parse::<IpAddr>().ok())
+                .filter(|_| service_type == ServiceType::LoadBalancer),
+            local: s.external_traffic_policy.as_ref().map(|p| p.value.as_str()) == Some("Local"),
+            ports,
+            endpoints,
+        });
+    }
+
+    // Profile rules (none reference selectors today, but keep the path uniform).
+    // Selector sets: members.
+    world.selector_sets = ctx
+        .interner
+        .list
+        .into_iter()
+        .map(|s| selector_set(&world, s))
+        .collect();
+
+    // Plans.
+    let plans: Vec<Plans> = world
+        .endpoints
+        .iter()
+        .map(|e| plans_for(&world.tiers, e))
+        .collect();
+    for (e, p) in world.endpoints.iter_mut().zip(plans) {
+        e.plans = p;
+    }
+    world
+}
+
+fn pod_sa(p: &crate::manifest::types::PodSpec) -> String {
+    p.service_account_name
+        .as_ref()
+        .or(p.service_account.as_ref())
+        .map(|s| s.value.clone())
+        .unwrap_or_else(|| "default".to_string())
+}
+
+fn pod_ips(r: &Resource) -> Vec<IpAddr> {
+    let Some(text) = r
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(IP_ADDRS_ANNOTATION))
+    else {
+        return vec![];
+    };
+    let list: Vec<String> = serde_json::from_str(text).unwrap_or_default();
+    list.iter()
+        .filter_map(|s| parse_net(s).map(|n| n.addr()))
+        .collect()
+}
+
+fn selector_set(world: &World, s: Selector) -> SelectorSet {
+    let mut members = Vec::new();
+    let mut endpoints = Vec::new();
+    for (i, e) in world.endpoints.iter().enumerate() {
+        if e.with_labels(|l| s.matches(l)) {
+            endpoints.push(i);
+            members.extend(e.ips.iter().map(|ip| IpNet::from(*ip)));
+        }
+    }
+    for n in &world.network_sets {
+        if with_layered(&n.labels, &n.inherited, |l| s.matches(l)) {
+            members.extend(n.nets.iter().copied());
+        }
+    }
+    dedup_sorted(&mut members);
+    SelectorSet {
+        canonical: s.canonical(),
+        selector: s,
+        members,
+        endpoints,
+    }
+}
+
+fn plans_for(tiers: &[Tier], e: &Endpoint) -> Plans {
+    let mut plans = Plans::default();
+    let host = e.kind == EndpointKind::Host;
+    for (ti, tier) in tiers.iter().enumerate() {
+        for class in [
+            StageClass::Normal,
+            StageClass::Untracked,
+            StageClass::PreDnat,
+            StageClass::Forward,
+        ] {
+            if !host && class != StageClass::Normal {
+                continue;
+            }
+            // doNotTrack is ignored on `*` host endpoints (§1.6, §5.3).
+            if class == StageClass::Untracked && e.interface.as_deref() == Some("*") {
+                continue;
+            }
+            for dir in [Direction::Ingress, Direction::Egress] {
+                if class == StageClass::PreDnat && dir == Direction::Egress {
+                    continue;
+                }
+                let policies: Vec<usize> = tier
+                    .policies
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| {
+                        !p.staged
+                            && p.types.governs(dir)
+                            && match class {
+                                StageClass::Untracked => p.do_not_track,
+                                StageClass::PreDnat => p.pre_dnat && !p.do_not_track,
+                                StageClass::Normal => !p.do_not_track && !p.pre_dnat,
+                                StageClass::Forward => {
+                                    !p.do_not_track && !p.pre_dnat && p.apply_on_forward
+                                }
+                            }
+                            && e.with_labels(|l| p.selector.matches(l))
+                    })
+                    .map(|(i, _)| i)
+                    .collect();
+                if policies.is_empty() {
+                    continue;
+                }
+                let end_drop = matches!(class, StageClass::Normal | StageClass::Forward)
+                    && tier.default_action == TierAction::Deny;
+                plans.by_stage[class as usize][dir as usize].push(TierPlan {
+                    tier: ti,
+                    policies,
+                    end_drop,
+                });
+            }
+        }
+    }
+    plans
+}
+
+fn default_types(
+    spec_types: Option<&Vec<crate::diag::Spanned<String>>>,
+    ing: bool,
+    eg: bool,
+) -> Types {
+    match spec_types {
+        Some(t) if !t.is_empty() => Types {
+            ingress: t.iter().any(|x| x.value == "Ingress"),
+            egress: t.iter().any(|x| x.value == "Egress"),
+        },
+        _ => Types {
+            ingress: ing || !eg,
+            egress: eg,
+        },
+    }
+}
+
+fn calico_policy(ctx: &mut Ctx, r: &Resource, spec: &PolicySpec) -> Policy {
+    let key = r.key();
+    let kind = match r.kind {
+        Kind::NetworkPolicy => PolicyKind::NetworkPolicy,
+        Kind::StagedNetworkPolicy => PolicyKind::StagedNetworkPolicy,
+        Kind::StagedGlobalNetworkPolicy => PolicyKind::StagedGlobalNetworkPolicy,
+        _ => PolicyKind::GlobalNetworkPolicy,
+    };
+    let ns = key.namespace.clone();
+    let text = spec.selector.as_ref().map(|s| s.value.trim()).unwrap_or("");
+    let mut selector = sel(text);
+    match &ns {
+        Some(ns) => {
+            let clause = expr_sel(Expr::Eq(LABEL_NAMESPACE.into(), ns.clone()));
+            selector = if text.is_empty() {
+                clause
+            } else {
+                and(selector, clause)
+            };
+            if let Some(sa) = nonempty(&spec.service_account_selector) {
+                selector = and(selector, sel(sa).prefix_labels("pcsa."));
+            }
+        }
+        None => {
+            if let Some(nss) = nonempty(&spec.namespace_selector) {
+                selector = and(selector, sel(nss).prefix_labels("pcns.")).replace_all(ns_has());
+            }
+            if let Some(sa) = nonempty(&spec.service_account_selector) {
+                selector = and(selector, sel(sa).prefix_labels("pcsa."))
+                    .replace_all(Expr::Has(LABEL_SERVICE_ACCOUNT.into()));
+            }
+        }
+    }
+    let pns = ns.as_deref().unwrap_or("");
+    let ingress: Vec<Rule> = spec
+        .ingress
+        .iter()
+        .flatten()
+        .map(|r| convert_rule(ctx, &r.value, pns))
+        .collect();
+    let egress: Vec<Rule> = spec
+        .egress
+        .iter()
+        .flatten()
+        .map(|r| convert_rule(ctx, &r.value, pns))
+        .collect();
+    let flag =
+        |f: &Option<crate::diag::Spanned<bool>>| f.as_ref().map(|b| b.value).unwrap_or(false);
+    Policy {
+        id: PolicyId {
+            kind,
+            namespace: ns,
+            name: key.name,
+        },
+        tier: spec
+            .tier
+            .as_ref()
+            .map(|t| t.value.clone())
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| "default".into()),
+        order: spec.order.as_ref().map(|o| o.value),
+        selector,
+        types: default_types(spec.types.as_ref(), !ingress.is_empty(), !egress.is_empty()),
+        ingress,
+        egress,
+        staged: kind.is_staged(),
+        do_not_track: flag(&spec.do_not_track),
+        pre_dnat: flag(&spec.pre_dnat),
+        apply_on_forward: flag(&spec.apply_on_forward),
+    }
+}
+
+fn nonempty(s: &Option<crate::diag::Spanned<String>>) -> Option<&str> {
+    s.as_ref().map(|s| s.value.trim()).filter(|s| !s.is_empty())
+}
+
+fn icmp(f: &Option<crate::diag::Spanned<crate::manifest::types::IcmpFields>>) -> Option<IcmpMatch> {
+    let f = &f.as_ref()?.value;
+    Some(IcmpMatch {
+        icmp_type: u8::try_from(f.icmp_type.as_ref()?.value).ok()?,
+        code: f.code.as_ref().and_then(|c| u8::try_from(c.value).ok()),
+    })
+}
+
+fn convert_rule(ctx: &mut Ctx, r: &RawRule, ns: &str) -> Rule {
+    let action = match r.action.value.as_str() {
+        "Deny" => Action::Deny,
+        "Log" => Action::Log,
+        "Pass" => Action::Pass,
+        _ => Action::Allow,
+    };
+    Rule {
+        action: Some(action),
+        ip_version: r
+            .ip_version
+            .as_ref()
+            .and_then(|v| u8::try_from(v.value).ok()),
+        protocol: r.protocol.as_ref().and_then(|p| parse_protocol(&p.value)),
+        not_protocol: r
+            .not_protocol
+            .as_ref()
+            .and_then(|p| parse_protocol(&p.value)),
+        icmp: icmp(&r.icmp),
+        not_icmp: icmp(&r.not_icmp),
+        source: convert_entity(ctx, r.source.as_ref().map(|s| &s.value), ns),
+        destination: convert_entity(ctx, r.destination.as_ref().map(|s| &s.value), ns),
+    }
+}
+
+/// §2.4: the effective positive selector and the pass-through notSelector.
+fn convert_entity(ctx: &mut Ctx, e: Option<&EntityRule>, ns: &str) -> EntityMatch {
+    let Some(e) = e else {
+        return EntityMatch::default();
+    };
+    let strs = |v: &Option<Vec<crate::diag::Spanned<String>>>| -> Vec<IpNet> {
+        v.iter()
+            .flatten()
+            .filter_map(|s| parse_net(&s.value))
+            .collect()
+    };
+    let ports = |v: &Option<Vec<crate::diag::Spanned<IntOrString>>>| -> Vec<PortSpec> {
+        v.iter()
+            .flatten()
+            .filter_map(|p| parse_port(&p.value))
+            .collect()
+    };
+    let ns_selector_text = nonempty(&e.namespace_selector);
+    let ns_sel: Option<Selector> = match ns_selector_text {
+        Some(t) => Some(
+            sel(t)
+                .prefix_labels("pcns.")
+                .replace_all(ns_has())
+                .replace_global(Expr::Not(Box::new(ns_has()))),
+        ),
+        None if !ns.is_empty() => Some(expr_sel(Expr::Eq(LABEL_NAMESPACE.into(), ns.into()))),
+        None => None,
+    };
+    let mut positive: Option<Selector> = None;
+    if let Some(sa) = &e.service_accounts {
+        if let Some(names) = &sa.value.names {
+            if !names.is_empty() {
+                let set: BTreeSet<String> = names.iter().map(|n| n.value.clone()).collect();
+                positive = Some(expr_sel(Expr::In(LABEL_SERVICE_ACCOUNT.into(), set)));
+            }
+        }
+        if let Some(s) = nonempty(&sa.value.selector) {
+            let s = sel(s).prefix_labels("pcsa.");
+            positive = Some(match positive {
+                Some(p) => and(p, s),
+                None => s,
+            });
+        }
+    }
+    if let Some(s) = nonempty(&e.selector) {
+        positive = Some(match positive {
+            Some(p) => and(p, sel(s)),
+            None => sel(s),
+        });
+    }
+    let not_selector = nonempty(&e.not_selector).map(sel);
+    if let Some(nss) = ns_sel {
+        if positive.is_some() || not_selector.is_some() || ns_selector_text.is_some() {
+            positive = Some(match positive {
+                Some(p) => and(nss, p),
+                None => nss,
+            });
+        }
+    }
+    EntityMatch {
+        nets: strs(&e.nets),
+        not_nets: strs(&e.not_nets),
+        selector: positive.map(|s| ctx.interner.intern(s)),
+        not_selector: not_selector.map(|s| ctx.interner.intern(s)),
+        ports: ports(&e.ports),
+        not_ports: ports(&e.not_ports),
+        services: e.services.as_ref().map(|s| {
+            (
+                s.value
+                    .namespace
+                    .as_ref()
+                    .map(|n| n.value.clone())
+                    .unwrap_or_else(|| ns.to_string()),
+                s.value
+                    .name
+                    .as_ref()
+                    .map(|n| n.value.clone())
+                    .unwrap_or_default(),
+            )
+        }),
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Kubernetes NetworkPolicy (§1.9)
+
+fn k8s_selector(s: &LabelSelector, pod: bool) -> Option<Selector> {
+    let mut parts: Vec<Expr> = Vec::new();
+    if pod {
+        parts.push(Expr::Eq(LABEL_ORCHESTRATOR.into(), "k8s".into()));
+    }
+    for (k, v) in s.match_labels.iter().flatten() {
+        parts.push(Expr::Eq(k.clone(), v.value.clone()));
+    }
+    for req in s.match_expressions.iter().flatten() {
+        let r = &req.value;
+        let key = r.key.value.clone();
+        let values: BTreeSet<String> = r.values.iter().flatten().cloned().collect();
+        parts.push(match r.operator.value.as_str() {
+            "In" => Expr::In(key, values),
+            "NotIn" => Expr::NotIn(key, values),
+            "Exists" => Expr::Has(key),
+            "DoesNotExist" => Expr::Not(Box::new(Expr::Has(key))),
+            _ => return None, // unconvertible: the rule is dropped (§1.9)
+        });
+    }
+    Some(match parts.len() {
+        0 => Selector::all(),
+        1 => expr_sel(parts.remove(0)),
+        _ => expr_sel(Expr::And(parts)),
+    })
+}
+
+fn k8s_policy(ctx: &mut Ctx, r: &Resource, spec: &K8sNetworkPolicySpec) -> Policy {
+    let key = r.key();
+    let ns = key.namespace.clone().unwrap_or_default();
+    let pod_sel = spec
+        .pod_selector
+        .as_ref()
+        .and_then(|s| k8s_selector(s, true))
+        .unwrap_or_else(|| expr_sel(Expr::Eq(LABEL_ORCHESTRATOR.into(), "k8s".into())));
+    let selector = and(
+        pod_sel,
+        expr_sel(Expr::Eq(LABEL_NAMESPACE.into(), ns.clone())),
+    );
+    let types = match &spec.policy_types {
+        Some(t) if !t.is_empty() => Types {
+            ingress: t.iter().any(|x| x.value == "Ingress"),
+            egress: t.iter().any(|x| x.value == "Egress"),
+        },
+        _ => Types {
+            ingress: true,
+            egress: false,
+        },
+    };
+    let mut ingress = Vec::new();
+    for rule in spec.ingress.iter().flatten() {
+        k8s_rules(
+            ctx,
+            &ns,
+            rule.value.from.as_deref(),
+            rule.value.ports.as_deref(),
+            true,
+            &mut ingress,
+        );
+    }
+    let mut egress = Vec::new();
+    for rule in spec.egress.iter().flatten() {
+        k8s_rules(
+            ctx,
+            &ns,
+            rule.value.to.as_deref(),
+            rule.value.ports.as_deref(),
+            false,
+            &mut egress,
+        );
+    }
+    Policy {
+        id: PolicyId {
+            kind: PolicyKind::KubernetesNetworkPolicy,
+            namespace: Some(ns),
+            name: key.name,
+        },
+        tier: "default".into(),
+        order: Some(1000.0),
+        selector,
+        types,
+        ingress,
+        egress,
+        staged: false,
+        do_not_track: false,
+        pre_dnat: false,
+        apply_on_forward: false,
+    }
+}
+
+fn k8s_rules(
+    ctx: &mut Ctx,
+    ns: &str,
+    peers: Option<&[crate::diag::Spanned<K8sPeer>]>,
+    ports: Option<&[crate::diag::Spanned<K8sPort>]>,
+    ingress: bool,
+    out: &mut Vec<Rule>,
+) {
+    // Group ports by protocol (no protocol → TCP), in first-seen order.
+    let mut groups: Vec<(u8, Vec<PortSpec>)> = Vec::new();
+    let mut any_port = false;
+    for p in ports.into_iter().flatten() {
+        let p = &p.value;
+        let proto = p
+            .protocol
+            .as_ref()
+            .and_then(|s| parse_protocol(&IntOrString::Str(s.value.clone())))
+            .unwrap_or(6);
+        let pm = match (&p.port, &p.end_port) {
+            (None, _) => None,
+            (Some(port), Some(end)) => match &port.value {
+                IntOrString::Int(a) => Some(PortSpec::Range(
+                    u16::try_from(*a).unwrap_or(0),
+                    u16::try_from(end.value).unwrap_or(0),
+                )),
+                other => parse_port(other),
+            },
+            (Some(port), None) => parse_port(&port.value),
+        };
+        let idx = match groups.iter().position(|(pr, _)| *pr == proto) {
+            Some(i) => i,
+            None => {
+                groups.push((proto, vec![]));
+                groups.len() - 1
+            }
+        };
+        match pm {
+            Some(pm) => groups[idx].1.push(pm),
+            None => any_port = true,
+        }
+    }
+    let proto_groups: Vec<(Option<u8>, Vec<PortSpec>)> = if groups.is_empty() {
+        vec![(None, vec![])]
+    } else {
+        groups
+            .into_iter()
+            .map(|(p, ports)| (Some(p), if any_port { vec![] } else { ports }))
+            .collect()
+    };
+    let peer_list: Vec<Option<&K8sPeer>> = match peers {
+        Some(p) if !p.is_empty() => p.iter().map(|p| Some(&p.value)).collect(),
+        _ => vec![None],
+    };
+    for (proto, ports) in &proto_groups {
+        for peer in &peer_list {
+            let mut entity = EntityMatch::default();
+            if let Some(peer) = peer {
+                if let Some(block) = &peer.ip_block {
+                    entity.nets = parse_net(&block.value.cidr.value).into_iter().collect();
+                    entity.not_nets = block
+                        .value
+                        .except
+                        .iter()
+                        .flatten()
+                        .filter_map(|e| parse_net(&e.value))
+                        .collect();
+                } else {
+                    let pod = match &peer.pod_selector {
+                        Some(s) => match k8s_selector(s, true) {
+                            Some(s) => Some(s),
+                            None => continue,
+                        },
+                        None => None,
+                    };
+                    let nss = match &peer.namespace_selector {
+                        Some(s) => match k8s_selector(s, false) {
+                            Some(s) => Some(s),
+                            None => continue,
+                        },
+                        None => None,
+                    };
+                    let ns_part = match nss {
+                        Some(s) => s.prefix_labels("pcns.").replace_all(ns_has()),
+                        None => expr_sel(Expr::Eq(LABEL_NAMESPACE.into(), ns.into())),
+                    };
+                    let positive = match pod {
+                        Some(p) => and(ns_part, p),
+                        None => ns_part,
+                    };
+                    entity.selector = Some(ctx.interner.intern(positive));
+                }
+            }
+            let mut rule = Rule {
+                action: Some(Action::Allow),
+                protocol: *proto,
+                ..Rule::default()
+            };
+            if ingress {
+                rule.source = entity;
+                rule.destination.ports = ports.clone();
+            } else {
+                entity.ports = ports.clone();
+                rule.destination = entity;
+            }
+            out.push(rule);
+        }
+    }
+}

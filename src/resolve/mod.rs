@@ -1,0 +1,494 @@
+//! This module deals with meaning: it turns an [`Inventory`] (raw resources as written)
+//! into a [`World`] (what Calico's calculation graph would derive from them).
+//!
+//! Input: a validated [`Inventory`]. Output: a [`World`] holding
+//! - workload endpoints (pods, with the labels and profiles Calico adds, §1.7–1.8) and
+//!   host endpoints, each with its applicable policies precomputed per stage class and
+//!   direction;
+//! - network sets (only feeding rule selectors, §1.5);
+//! - tiers sorted as Felix sorts them, each with its policies sorted (§4.1), types
+//!   defaulted (§4.3), selectors rewritten (§1.1, §1.2) and rules converted with entity
+//!   selectors rewritten (§2.4); Kubernetes NetworkPolicies converted (§1.9);
+//! - profiles `kns.<ns>` / `ksa.<ns>.<sa>` (and the static `projectcalico-default-allow`);
+//! - services with their endpoints;
+//! - every distinct rule selector interned once with its member addresses.
+//!
+//! Guarantees: pure and deterministic (sorted `Vec`s and `BTreeMap`s only); never panics
+//! on validated input. The only user-facing problem it reports is a policy naming a
+//! tier that does not exist (see [`World::diagnostics`]).
+
+mod convert;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use crate::diag::Diagnostic;
+use crate::inventory::Inventory;
+use crate::selector::{Expr, Layered, Selector};
+
+pub use convert::parse_protocol;
+
+/// Label every namespaced Calico entity carries.
+pub const LABEL_NAMESPACE: &str = "projectcalico.org/namespace";
+pub const LABEL_ORCHESTRATOR: &str = "projectcalico.org/orchestrator";
+pub const LABEL_SERVICE_ACCOUNT: &str = "projectcalico.org/serviceaccount";
+pub const LABEL_NAME: &str = "projectcalico.org/name";
+/// The static allow-all profile auto host endpoints carry.
+pub const DEFAULT_ALLOW_PROFILE: &str = "projectcalico-default-allow";
+/// Order of the implicit `default` tier (§1.4).
+pub const DEFAULT_TIER_ORDER: f64 = 1_000_000.0;
+
+/// Everything the evaluator needs, derived once from an inventory.
+#[derive(Debug, Clone, Default)]
+pub struct World {
+    pub nodes: Vec<Node>,
+    /// Workload endpoints sorted by (namespace, name), then host endpoints by name.
+    pub endpoints: Vec<Endpoint>,
+    /// NetworkSets (sorted by namespace, name) then GlobalNetworkSets (by name).
+    pub network_sets: Vec<NetworkSet>,
+    /// Sorted as Felix sorts them (§1.4, §4.1); policies inside sorted too.
+    pub tiers: Vec<Tier>,
+    pub profiles: BTreeMap<String, Profile>,
+    /// Sorted by (namespace, name).
+    pub services: Vec<Service>,
+    /// Every distinct rule selector (by canonical text), with its members.
+    pub selector_sets: Vec<SelectorSet>,
+    /// Problems found while resolving (missing tiers, §10.2).
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub name: String,
+    pub ip: IpAddr,
+    pub ipv6: Option<IpAddr>,
+    pub interfaces: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EndpointKind {
+    Workload,
+    Host,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedPort {
+    pub name: String,
+    /// IP protocol number (6 tcp, 17 udp, 132 sctp).
+    pub protocol: u8,
+    pub port: u16,
+}
+
+/// A workload (pod) or host endpoint.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub kind: EndpointKind,
+    pub name: String,
+    /// Pod namespace; `None` for host endpoints.
+    pub namespace: Option<String>,
+    pub node: String,
+    /// Pod IPs, or a HEP's `expectedIPs`.
+    pub ips: Vec<IpAddr>,
+    /// Own labels, plus those Calico adds (§1.8).
+    pub labels: BTreeMap<String, String>,
+    /// `labelsToApply` of the parent profiles, in profile order (own labels win).
+    pub inherited: Vec<BTreeMap<String, String>>,
+    pub profiles: Vec<String>,
+    pub named_ports: Vec<NamedPort>,
+    /// HEP only: the interface (`"*"` for all, `None` when bound by expectedIPs).
+    pub interface: Option<String>,
+    /// Applicable policies per stage class and direction.
+    pub plans: Plans,
+}
+
+impl Endpoint {
+    /// `ns/name` for workloads, the name for host endpoints.
+    pub fn display_name(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{ns}/{}", self.name),
+            None => self.name.clone(),
+        }
+    }
+
+    /// Runs `f` with the endpoint's layered labels (own first, then profiles).
+    pub fn with_labels<R>(&self, f: impl FnOnce(&Layered<'_>) -> R) -> R {
+        with_layered(&self.labels, &self.inherited, f)
+    }
+
+    /// The endpoint's first address of the given family.
+    pub fn ip_of_family(&self, v6: bool) -> Option<IpAddr> {
+        self.ips.iter().copied().find(|ip| ip.is_ipv6() == v6)
+    }
+}
+
+pub(crate) fn with_layered<R>(
+    own: &BTreeMap<String, String>,
+    inherited: &[BTreeMap<String, String>],
+    f: impl FnOnce(&Layered<'_>) -> R,
+) -> R {
+    let refs: Vec<&dyn crate::selector::Labels> = inherited
+        .iter()
+        .map(|m| m as &dyn crate::selector::Labels)
+        .collect();
+    let layered = Layered {
+        own,
+        inherited: &refs,
+    };
+    f(&layered)
+}
+
+/// The classes of policy stages (§5.1), each with its own tier lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum StageClass {
+    /// Workload chains and HEP filter INPUT/OUTPUT.
+    Normal,
+    /// HEP raw table (doNotTrack).
+    Untracked,
+    /// HEP mangle PREROUTING (preDNAT), ingress only.
+    PreDnat,
+    /// HEP filter FORWARD (applyOnForward).
+    Forward,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Direction {
+    Ingress,
+    Egress,
+}
+
+/// The tiers that apply to one endpoint in one stage class and direction.
+#[derive(Debug, Clone, Default)]
+pub struct Plans {
+    /// Indexed by `[class as usize][direction as usize]`.
+    pub by_stage: [[Vec<TierPlan>; 2]; 4],
+}
+
+impl Plans {
+    pub fn get(&self, class: StageClass, dir: Direction) -> &[TierPlan] {
+        &self.by_stage[class as usize][dir as usize]
+    }
+}
+
+/// One tier as it applies to one endpoint-direction: only tiers with at least one
+/// applicable, non-staged policy governing the direction appear (§4.4).
+#[derive(Debug, Clone)]
+pub struct TierPlan {
+    /// Index into [`World::tiers`].
+    pub tier: usize,
+    /// Indexes into that tier's `policies`, in order.
+    pub policies: Vec<usize>,
+    /// Whether the tier drops at its end (normal/forward with defaultAction Deny).
+    pub end_drop: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct NetworkSet {
+    pub name: String,
+    /// `None` for a GlobalNetworkSet.
+    pub namespace: Option<String>,
+    pub nets: Vec<IpNet>,
+    pub labels: BTreeMap<String, String>,
+    /// NetworkSet: the namespace's `pcns.*` labels (parent `kns.<ns>`).
+    pub inherited: Vec<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TierAction {
+    Deny,
+    Pass,
+}
+
+#[derive(Debug, Clone)]
+pub struct Tier {
+    pub name: String,
+    pub order: Option<f64>,
+    pub default_action: TierAction,
+    /// False when policies refer to it but no Tier object exists (§1.4, §10.2).
+    pub valid: bool,
+    pub policies: Vec<Policy>,
+}
+
+/// The kinds of policy, named as Felix 3.32 names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PolicyKind {
+    NetworkPolicy,
+    GlobalNetworkPolicy,
+    StagedNetworkPolicy,
+    StagedGlobalNetworkPolicy,
+    KubernetesNetworkPolicy,
+}
+
+impl PolicyKind {
+    /// The `Kind` string of Felix's `PolicyKey` (used in the sort tie-break).
+    pub fn key_name(self) -> &'static str {
+        match self {
+            PolicyKind::NetworkPolicy => "NetworkPolicy",
+            PolicyKind::GlobalNetworkPolicy => "GlobalNetworkPolicy",
+            PolicyKind::StagedNetworkPolicy => "StagedNetworkPolicy",
+            PolicyKind::StagedGlobalNetworkPolicy => "StagedGlobalNetworkPolicy",
+            PolicyKind::KubernetesNetworkPolicy => "KubernetesNetworkPolicy",
+        }
+    }
+
+    /// Short name used in chain names and flow logs (§6.1, §8.1).
+    pub fn short(self) -> &'static str {
+        match self {
+            PolicyKind::NetworkPolicy => "np",
+            PolicyKind::GlobalNetworkPolicy => "gnp",
+            PolicyKind::StagedNetworkPolicy => "snp",
+            PolicyKind::StagedGlobalNetworkPolicy => "sgnp",
+            PolicyKind::KubernetesNetworkPolicy => "knp",
+        }
+    }
+
+    pub fn is_staged(self) -> bool {
+        matches!(
+            self,
+            PolicyKind::StagedNetworkPolicy | PolicyKind::StagedGlobalNetworkPolicy
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PolicyId {
+    pub kind: PolicyKind,
+    /// `None` for global kinds.
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl std::fmt::Display for PolicyId {
+    /// `kindShort:ns/name` or `kindShort:name` (flow-log form, §8.1).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{}:{ns}/{}", self.kind.short(), self.name),
+            None => write!(f, "{}:{}", self.kind.short(), self.name),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Types {
+    pub ingress: bool,
+    pub egress: bool,
+}
+
+impl Types {
+    pub fn governs(self, dir: Direction) -> bool {
+        match dir {
+            Direction::Ingress => self.ingress,
+            Direction::Egress => self.egress,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub id: PolicyId,
+    pub tier: String,
+    pub order: Option<f64>,
+    /// The backend selector (namespace clause, pcns/pcsa add-ons, all() rewrites).
+    pub selector: Selector,
+    pub types: Types,
+    pub ingress: Vec<Rule>,
+    pub egress: Vec<Rule>,
+    pub staged: bool,
+    pub do_not_track: bool,
+    pub pre_dnat: bool,
+    pub apply_on_forward: bool,
+}
+
+impl Policy {
+    pub fn rules(&self, dir: Direction) -> &[Rule] {
+        match dir {
+            Direction::Ingress => &self.ingress,
+            Direction::Egress => &self.egress,
+        }
+    }
+
+    /// `"<name>/<namespace>/<kind>"`, Felix's tie-break key (§4.1).
+    pub fn sort_key(&self) -> String {
+        format!(
+            "{}/{}/{}",
+            self.id.name,
+            self.id.namespace.as_deref().unwrap_or(""),
+            self.id.kind.key_name()
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Action {
+    Allow,
+    Deny,
+    Log,
+    Pass,
+}
+
+impl Action {
+    pub fn lower(self) -> &'static str {
+        match self {
+            Action::Allow => "allow",
+            Action::Deny => "deny",
+            Action::Log => "log",
+            Action::Pass => "pass",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IcmpMatch {
+    pub icmp_type: u8,
+    pub code: Option<u8>,
+}
+
+pub use crate::manifest::values::PortSpec;
+
+/// A Calico rule, converted: selectors interned, protocols numeric.
+#[derive(Debug, Clone, Default)]
+pub struct Rule {
+    pub action: Option<Action>,
+    pub ip_version: Option<u8>,
+    pub protocol: Option<u8>,
+    pub not_protocol: Option<u8>,
+    pub icmp: Option<IcmpMatch>,
+    pub not_icmp: Option<IcmpMatch>,
+    pub source: EntityMatch,
+    pub destination: EntityMatch,
+}
+
+impl Rule {
+    pub fn action(&self) -> Action {
+        self.action.unwrap_or(Action::Allow)
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct EntityMatch {
+    pub nets: Vec<IpNet>,
+    pub not_nets: Vec<IpNet>,
+    /// Effective positive selector (§2.4 step 3), index into [`World::selector_sets`].
+    pub selector: Option<usize>,
+    /// notSelector, never namespace-scoped.
+    pub not_selector: Option<usize>,
+    pub ports: Vec<PortSpec>,
+    pub not_ports: Vec<PortSpec>,
+    /// `services: {namespace, name}`.
+    pub services: Option<(String, String)>,
+}
+
+/// One interned rule selector and the addresses in its IP set (§6.4).
+#[derive(Debug, Clone)]
+pub struct SelectorSet {
+    pub selector: Selector,
+    pub canonical: String,
+    /// Sorted, deduplicated: matching WEP IPs and HEP expectedIPs (host routes) and
+    /// network-set nets.
+    pub members: Vec<IpNet>,
+    /// Endpoint indexes that match (for named ports and explanations).
+    pub endpoints: Vec<usize>,
+}
+
+impl SelectorSet {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.members.iter().any(|n| n.contains(&ip))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub name: String,
+    pub ingress: Vec<Rule>,
+    pub egress: Vec<Rule>,
+    pub labels_to_apply: BTreeMap<String, String>,
+}
+
+impl Profile {
+    pub fn rules(&self, dir: Direction) -> &[Rule] {
+        match dir {
+            Direction::Ingress => &self.ingress,
+            Direction::Egress => &self.egress,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceType {
+    ClusterIp,
+    NodePort,
+    LoadBalancer,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetPort {
+    Number(u16),
+    Named(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct ServicePort {
+    pub name: Option<String>,
+    pub protocol: u8,
+    pub port: u16,
+    pub target: TargetPort,
+    pub node_port: Option<u16>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub namespace: String,
+    pub name: String,
+    pub service_type: ServiceType,
+    pub cluster_ip: Option<IpAddr>,
+    pub load_balancer_ip: Option<IpAddr>,
+    /// `externalTrafficPolicy: Local`.
+    pub local: bool,
+    pub ports: Vec<ServicePort>,
+    /// Endpoint indexes (pods matching the selector), sorted by (namespace, name).
+    pub endpoints: Vec<usize>,
+}
+
+impl World {
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// The node owning a host address, if any.
+    pub fn node_by_ip(&self, ip: IpAddr) -> Option<usize> {
+        self.nodes
+            .iter()
+            .position(|n| n.ip == ip || n.ipv6 == Some(ip))
+    }
+
+    /// The workload endpoint that owns an address, if any.
+    pub fn workload_by_ip(&self, ip: IpAddr) -> Option<usize> {
+        self.endpoints
+            .iter()
+            .position(|e| e.kind == EndpointKind::Workload && e.ips.contains(&ip))
+    }
+
+    /// A workload by `ns/name` or a HEP by name.
+    pub fn endpoint_by_name(&self, name: &str) -> Option<usize> {
+        self.endpoints.iter().position(|e| e.display_name() == name)
+    }
+
+    pub fn policy(&self, tier: usize, policy: usize) -> &Policy {
+        &self.tiers[tier].policies[policy]
+    }
+}
+
+/// Resolves an inventory into a world. Pure and deterministic.
+pub fn resolve(inv: &Inventory) -> World {
+    convert::build(inv)
+}
+
+pub(crate) fn ns_has() -> Expr {
+    Expr::Has(LABEL_NAMESPACE.to_string())
+}
+
+pub(crate) fn dedup_sorted<T: Ord + Clone>(v: &mut Vec<T>) {
+    let set: BTreeSet<T> = v.drain(..).collect();
+    v.extend(set);
+}

@@ -1,0 +1,853 @@
+//! The reference model: resolve + evaluate, table-driven over small YAML worlds.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use policylab::diag::{Diagnostics, FileId, Span};
+use policylab::inventory::{ClusterConfig, Inventory, NodeDef};
+use policylab::manifest::load_documents;
+use policylab::model::{
+    evaluate, evaluate_fast, explain, flow_log_policies, DecidedBy, Destination, Flow, FlowSource,
+    Proto, StageKind, Step, Verdict,
+};
+use policylab::resolve::{resolve, Action, PolicyKind, World};
+use policylab::yaml::{parse_stream, Origin};
+use rstest::rstest;
+
+const NODE1: &str = "172.18.0.2";
+const NODE2: &str = "172.18.0.3";
+const OUTSIDE: &str = "198.51.100.7";
+
+fn pod(ns: &str, name: &str, labels: &str, ips: &str, node: &str, ports: &str) -> String {
+    format!(
+        r#"---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  namespace: {ns}
+  labels: {{{labels}}}
+  annotations:
+    cni.projectcalico.org/ipAddrs: '{ips}'
+spec:
+  nodeName: {node}
+  containers:
+    - name: c
+      image: busybox
+      ports: [{ports}]
+"#
+    )
+}
+
+/// The base cluster: namespaces default (team=blue) and other; pods
+/// default/client (node1), default/server (node1, named port http=8080),
+/// other/remote (node2).
+fn base() -> String {
+    let mut s = String::from(
+        r#"---
+apiVersion: v1
+kind: Namespace
+metadata: {name: default, labels: {team: blue}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: other}
+"#,
+    );
+    s += &pod(
+        "default",
+        "client",
+        "app: client",
+        r#"["10.244.0.10","fd00::10"]"#,
+        "node1",
+        "",
+    );
+    s += &pod(
+        "default",
+        "server",
+        "app: server",
+        r#"["10.244.0.20","fd00::20"]"#,
+        "node1",
+        "{name: http, containerPort: 8080, protocol: TCP}",
+    );
+    s += &pod(
+        "other",
+        "remote",
+        "app: remote",
+        r#"["10.244.1.10"]"#,
+        "node2",
+        "",
+    );
+    s
+}
+
+fn world(extra: &str) -> World {
+    let text = format!("{}{}", base(), extra);
+    let (docs, errs) = parse_stream(&text, FileId(0), Origin::default());
+    assert!(errs.is_empty(), "{errs:?}");
+    let mut diags = Diagnostics::new();
+    let resources = load_documents(&docs, &mut diags);
+    assert!(!diags.has_errors(), "{:?}", diags.sorted());
+    let node = |name: &str, ip: &str| NodeDef {
+        name: name.into(),
+        span: Span::UNKNOWN,
+        ip: ip.parse().unwrap(),
+        ipv6: None,
+        labels: BTreeMap::new(),
+        interfaces: vec!["eth0".into()],
+        ports: vec![],
+    };
+    let inv = Inventory {
+        cluster: ClusterConfig::default(),
+        nodes: vec![node("node1", NODE1), node("node2", NODE2)],
+        outside: vec![],
+        resources: resources.into_iter().map(|r| (r.key(), r)).collect(),
+    };
+    resolve(&inv)
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn ep(w: &World, name: &str) -> FlowSource {
+    FlowSource::Endpoint(
+        w.endpoint_by_name(name)
+            .unwrap_or_else(|| panic!("no {name}")),
+    )
+}
+
+fn tcp(w: &World, from: &str, to: &str, port: u16) -> Flow {
+    let src = if from.contains('/') {
+        ep(w, from)
+    } else {
+        FlowSource::Ip(ip(from))
+    };
+    let dst = match w.endpoint_by_name(to) {
+        Some(e) => w.endpoints[e].ips[0],
+        None => ip(to),
+    };
+    Flow::new(src, dst, Proto::Tcp, port)
+}
+
+/// Evaluates with and without the trace and checks they agree.
+fn verdict<'w>(w: &'w World, f: &Flow) -> (Verdict, DecidedBy<'w>) {
+    let full = evaluate(w, f);
+    let fast = evaluate_fast(w, f);
+    assert_eq!((full.verdict, full.decided_by), fast, "{}", explain(w, f));
+    fast
+}
+
+fn rule_by(d: DecidedBy<'_>) -> Option<(String, String, usize, Action)> {
+    match d {
+        DecidedBy::Rule {
+            tier,
+            policy,
+            rule_index,
+            action,
+        } => Some((tier.into(), policy.name.clone(), rule_index, action)),
+        _ => None,
+    }
+}
+
+fn profile_allow(d: DecidedBy<'_>) -> bool {
+    matches!(
+        d,
+        DecidedBy::Profile {
+            name: "kns.default",
+            rule_index: 0
+        }
+    )
+}
+
+fn tier(name: &str, order: &str, default_action: &str) -> String {
+    format!(
+        "---\napiVersion: projectcalico.org/v3\nkind: Tier\nmetadata: {{name: {name}}}\nspec: {{order: {order}, defaultAction: {default_action}}}\n"
+    )
+}
+
+fn gnp(name: &str, spec: &str) -> String {
+    format!(
+        "---\napiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {{name: {name}}}\nspec:\n{spec}"
+    )
+}
+
+fn np(ns: &str, name: &str, spec: &str) -> String {
+    format!(
+        "---\napiVersion: projectcalico.org/v3\nkind: NetworkPolicy\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n{spec}"
+    )
+}
+
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn profile_kns_allows_when_no_tier_applies() {
+    let w = world("");
+    let (v, by) = verdict(&w, &tcp(&w, "default/client", "default/server", 8080));
+    assert_eq!(v, Verdict::Allow);
+    assert!(profile_allow(by), "{by:?}");
+}
+
+#[test]
+fn pass_crosses_tiers() {
+    let extra = tier("t1", "100", "Deny")
+        + &gnp(
+            "t1-pass",
+            "  tier: t1\n  selector: app == 'server'\n  ingress: [{action: Pass}]\n",
+        )
+        + &np(
+            "default",
+            "deny-client",
+            "  selector: app == 'server'\n  ingress:\n    - {action: Deny, source: {selector: app == 'client'}}\n",
+        );
+    let w = world(&extra);
+    let (v, by) = verdict(&w, &tcp(&w, "default/client", "default/server", 8080));
+    assert_eq!(v, Verdict::Deny);
+    assert_eq!(
+        rule_by(by),
+        Some(("default".into(), "deny-client".into(), 0, Action::Deny))
+    );
+    // remote is not denied by default tier rule 0; end of default tier drops it.
+    let (v, by) = verdict(&w, &tcp(&w, "other/remote", "default/server", 8080));
+    assert_eq!(v, Verdict::Deny);
+    assert!(
+        matches!(
+            by,
+            DecidedBy::EndOfTier {
+                tier: "default",
+                ..
+            }
+        ),
+        "{by:?}"
+    );
+}
+
+#[rstest]
+#[case::deny_default("Deny", Verdict::Deny)]
+#[case::pass_default("Pass", Verdict::Allow)]
+fn end_of_tier(#[case] default_action: &str, #[case] expected: Verdict) {
+    let extra = tier("t1", "100", default_action)
+        + &gnp(
+            "only-remote",
+            "  tier: t1\n  selector: app == 'server'\n  ingress:\n    - {action: Allow, source: {selector: app == 'remote'}}\n",
+        );
+    let w = world(&extra);
+    let (v, by) = verdict(&w, &tcp(&w, "default/client", "default/server", 8080));
+    assert_eq!(v, expected);
+    match expected {
+        Verdict::Deny => assert!(
+            matches!(
+                by,
+                DecidedBy::EndOfTier {
+                    tier: "t1",
+                    action: Action::Deny,
+                    ..
+                }
+            ),
+            "{by:?}"
+        ),
+        _ => assert!(profile_allow(by), "{by:?}"),
+    }
+    let (v, by) = verdict(&w, &tcp(&w, "other/remote", "default/server", 8080));
+    assert_eq!(v, Verdict::Allow);
+    assert_eq!(
+        rule_by(by),
+        Some(("t1".into(), "only-remote".into(), 0, Action::Allow))
+    );
+}
+
+#[test]
+fn egress_only_tier_does_not_drop_ingress() {
+    let extra = tier("t1", "100", "Deny")
+        + &gnp(
+            "egress-only",
+            "  tier: t1\n  selector: all()\n  types: [Egress]\n  egress:\n    - {action: Allow, destination: {nets: [10.0.0.0/8]}}\n",
+        );
+    let w = world(&extra);
+    let (v, by) = verdict(&w, &tcp(&w, "default/client", "default/server", 8080));
+    assert_eq!(v, Verdict::Allow);
+    // egress of the client: rule 0 allows; ingress of the server: no tier, profile.
+    assert!(profile_allow(by), "{by:?}");
+    // client egress to an outside address: end of tier t1 drops it.
+    let (v, by) = verdict(&w, &tcp(&w, "default/client", OUTSIDE, 443));
+    assert_eq!(v, Verdict::Deny);
+    assert!(
+        matches!(by, DecidedBy::EndOfTier { tier: "t1", .. }),
+        "{by:?}"
+    );
+}
+
+#[test]
+fn staged_only_tier_has_no_end_of_tier_drop() {
+    let extra = tier("t1", "100", "Deny")
+        + "---\napiVersion: projectcalico.org/v3\nkind: StagedGlobalNetworkPolicy\nmetadata: {name: staged-deny}\nspec:\n  tier: t1\n  selector: all()\n  ingress: [{action: Deny}]\n";
+    let w = world(&extra);
+    assert!(w.tiers.iter().any(|t| t.policies.iter().any(|p| p.staged)));
+    let (v, by) = verdict(&w, &tcp(&w, "default/client", "default/server", 8080));
+    assert_eq!(v, Verdict::Allow);
+    assert!(profile_allow(by), "{by:?}");
+}
+
+#[test]
+fn order_ties_and_absent_order() {
+    // All in tier default. "a-b" sorts before "a" (b'-' < b'/'); absent order is last.
+    let extra = gnp(
+        "a",
+        "  selector: app == 'server'\n  ingress: [{action: Allow}]\n",
+    ) + &gnp(
+        "a-b",
+        "  selector: app == 'server'\n  ingress: [{action: Deny}]\n",
+    ) + &gnp(
+        "z-ordered",
+        "  order: 10\n  selector: app == 'server'\n  ingress: [{action: Log}]\n",
+    );
+    let w = world(&extra);
+    let default = w.tiers.iter().find(|t| t.name == "default").unwrap();
+    let names: Vec<&str> = default
+        .policies
+        .iter()
+        .map(|p| p.id.name.as_str())
+        .collect();
+    assert_eq!(names, ["z-ordered", "a-b", "a"]);
+    let (v, by) = verdict(&w, &tcp(&w, "default/client", "default/server", 8080));
+    assert_eq!(v, Verdict::Deny);
+    assert_eq!(
+        rule_by(by),
+        Some(("default".into(), "a-b".into(), 0, Action::Deny))
+    );
+}
+
+#[test]
+fn tiers_sorted_with_implicit_default() {
+    let extra = tier("late", "2000000", "Deny") + &tier("early", "10", "Deny");
+    let w = world(&extra);
+    let names: Vec<&str> = w.tiers.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["early", "default", "late"]);
+}
+
+#[rstest]
+// NetworkPolicy: the positive part is namespace-scoped: only Calico entities of
+// namespace default that are not app=client.
+#[case::np_same_ns_other_label("np", "default/server2", Verdict::Allow)]
+#[case::np_excluded("np", "default/client", Verdict::Deny)]
+#[case::np_other_ns("np", "other/remote", Verdict::Deny)]
+#[case::np_outside("np", OUTSIDE, Verdict::Deny)]
+// GlobalNetworkPolicy: any address outside set(app=client).
+#[case::gnp_excluded("gnp", "default/client", Verdict::Deny)]
+#[case::gnp_other_ns("gnp", "other/remote", Verdict::Allow)]
+#[case::gnp_outside("gnp", OUTSIDE, Verdict::Allow)]
+fn not_selector_alone(#[case] kind: &str, #[case] from: &str, #[case] expected: Verdict) {
+    let spec = "  selector: app == 'server'\n  ingress:\n    - {action: Allow, source: {notSelector: app == 'client'}}\n";
+    let mut extra = pod(
+        "default",
+        "server2",
+        "app: server2",
+        r#"["10.244.0.21"]"#,
+        "node1",
+        "",
+    );
+    extra += &if kind == "np" {
+        np("default", "not-client", spec)
+    } else {
+        gnp("not-client", spec)
+    };
+    let w = world(&extra);
+    let (v, by) = verdict(&w, &tcp(&w, from, "default/server", 8080));
+    assert_eq!(
+        v,
+        expected,
+        "{}",
+        explain(&w, &tcp(&w, from, "default/server", 8080))
+    );
+    if expected == Verdict::Deny {
+        assert!(
+            matches!(
+                by,
+                DecidedBy::EndOfTier {
+                    tier: "default",
+                    ..
+                }
+            ),
+            "{by:?}"
+        );
+    }
+}
+
+#[rstest]
+#[case::named(8080, Verdict::Allow)]
+#[case::other_port(9090, Verdict::Deny)]
+fn named_ports(#[case] port: u16, #[case] expected: Verdict) {
+    let extra = np(
+        "default",
+        "http-only",
+        "  selector: app == 'server'\n  ingress:\n    - {action: Allow, protocol: TCP, destination: {ports: [http]}}\n",
+    );
+    let w = world(&extra);
+    let (v, _) = verdict(&w, &tcp(&w, "default/client", "default/server", port));
+    assert_eq!(v, expected);
+}
+
+#[rstest]
+#[case::gns_member("203.0.113.5", Verdict::Deny)]
+#[case::netset_member("192.0.2.5", Verdict::Allow)]
+fn not_has_namespace_selects_only_global_sets(#[case] dst: &str, #[case] expected: Verdict) {
+    let extra = String::from(
+        r#"---
+apiVersion: projectcalico.org/v3
+kind: NetworkSet
+metadata: {name: ns-set, namespace: default, labels: {blocked: "true"}}
+spec: {nets: [192.0.2.0/24]}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkSet
+metadata: {name: global-set, labels: {blocked: "true"}}
+spec: {nets: [203.0.113.0/24]}
+"#,
+    ) + &gnp(
+        "block-global",
+        "  selector: all()\n  types: [Egress]\n  egress:\n    - {action: Deny, destination: {selector: blocked == 'true' && !has(projectcalico.org/namespace)}}\n    - {action: Allow}\n",
+    );
+    let w = world(&extra);
+    let (v, by) = verdict(&w, &tcp(&w, "default/client", dst, 443));
+    assert_eq!(v, expected);
+    let rule = if expected == Verdict::Deny { 0 } else { 1 };
+    assert_eq!(rule_by(by).map(|r| r.2), Some(rule));
+}
+
+fn hep(name: &str, node: &str, iface: &str, ip: &str, labels: &str, profiles: &str) -> String {
+    format!(
+        "---\napiVersion: projectcalico.org/v3\nkind: HostEndpoint\nmetadata: {{name: {name}, labels: {{{labels}}}}}\nspec: {{node: {node}, interfaceName: '{iface}', expectedIPs: ['{ip}'], profiles: [{profiles}]}}\n"
+    )
+}
+
+#[rstest]
+#[case::one_direction(false, Verdict::Deny)]
+#[case::both_directions(true, Verdict::Allow)]
+fn do_not_track_needs_both_directions(#[case] egress_too: bool, #[case] expected: Verdict) {
+    let mut spec = String::from(
+        "  selector: role == 'host'\n  doNotTrack: true\n  applyOnForward: true\n  types: [Ingress, Egress]\n  ingress:\n    - {action: Allow, protocol: TCP, destination: {ports: [8000]}}\n",
+    );
+    if egress_too {
+        spec += "  egress:\n    - {action: Allow, protocol: TCP, source: {ports: [8000]}}\n";
+    }
+    let extra = hep(
+        "node1-eth0",
+        "node1",
+        "eth0",
+        NODE1,
+        "role: host",
+        "projectcalico-default-allow",
+    ) + &gnp("untracked", &spec);
+    let w = world(&extra);
+    let f = tcp(&w, OUTSIDE, NODE1, 8000);
+    let (v, by) = verdict(&w, &f);
+    assert_eq!(v, expected, "{}", explain(&w, &f));
+    if expected == Verdict::Deny {
+        assert_eq!(by, DecidedBy::UntrackedReply);
+    } else {
+        let d = evaluate(&w, &f);
+        assert!(d
+            .trace
+            .iter()
+            .any(|s| s.reply && s.kind == StageKind::HostUntrackedEgress));
+    }
+}
+
+fn nodeport_service(policy: &str) -> String {
+    format!(
+        r#"---
+apiVersion: v1
+kind: Service
+metadata: {{name: web, namespace: default}}
+spec:
+  type: NodePort
+  selector: {{app: server}}
+  clusterIP: 10.96.0.50
+  externalTrafficPolicy: {policy}
+  ports: [{{port: 80, targetPort: http, nodePort: 30080, protocol: TCP}}]
+"#
+    )
+}
+
+#[rstest]
+#[case::node_port_denied(30080, Verdict::Deny)]
+#[case::other_port_passes(30081, Verdict::Allow)]
+fn pre_dnat_sees_the_node_port(#[case] deny_port: u16, #[case] expected: Verdict) {
+    let extra = nodeport_service("Cluster")
+        + &hep("node1-eth0", "node1", "eth0", NODE1, "role: host", "")
+        + &gnp(
+            "block-nodeport",
+            &format!(
+                "  selector: role == 'host'\n  preDNAT: true\n  applyOnForward: true\n  ingress:\n    - {{action: Deny, protocol: TCP, destination: {{ports: [{deny_port}]}}}}\n"
+            ),
+        );
+    let w = world(&extra);
+    let f = tcp(&w, OUTSIDE, NODE1, 30080);
+    let (v, by) = verdict(&w, &f);
+    assert_eq!(v, expected, "{}", explain(&w, &f));
+    let d = evaluate(&w, &f);
+    if expected == Verdict::Deny {
+        assert_eq!(rule_by(by).map(|r| r.1), Some("block-nodeport".to_string()));
+        assert!(d.trace.iter().all(|s| s.kind != StageKind::ServiceDnat));
+    } else {
+        // DNAT to the server's named target port; forwarded traffic is allowed by
+        // default through the HEP (no applyOnForward normal policy).
+        assert_eq!(d.final_dst_ip, ip("10.244.0.20"));
+        assert_eq!(d.final_dst_port, 8080);
+        assert!(d.trace.iter().any(|s| matches!(
+            s.result,
+            policylab::model::StageResult::Allow(DecidedBy::DefaultForwardAllow)
+        )));
+    }
+}
+
+#[rstest]
+#[case::cluster_remote_node("Cluster", NODE2, Verdict::Allow, Some(NODE2))]
+#[case::cluster_local_node("Cluster", NODE1, Verdict::Allow, Some(NODE1))]
+#[case::local_on_endpoint_node("Local", NODE1, Verdict::Allow, Some(OUTSIDE))]
+#[case::local_without_endpoint("Local", NODE2, Verdict::Deny, None)]
+fn cluster_vs_local_client_address(
+    #[case] policy: &str,
+    #[case] node: &str,
+    #[case] expected: Verdict,
+    #[case] seen: Option<&str>,
+) {
+    let w = world(&nodeport_service(policy));
+    let f = tcp(&w, OUTSIDE, node, 30080);
+    let d = evaluate(&w, &f);
+    assert_eq!(d.verdict, expected, "{}", explain(&w, &f));
+    if let Some(seen) = seen {
+        assert_eq!(d.client_ip_seen, ip(seen));
+        assert!(matches!(d.destination, Destination::Workload(_)));
+    } else {
+        assert_eq!(d.decided_by, DecidedBy::NoServiceEndpoint);
+    }
+}
+
+#[test]
+fn cluster_ip_keeps_the_client_address_and_empty_service_refuses() {
+    let extra = nodeport_service("Cluster")
+        + "---\napiVersion: v1\nkind: Service\nmetadata: {name: empty, namespace: default}\nspec:\n  selector: {app: nobody}\n  clusterIP: 10.96.0.60\n  ports: [{port: 80}]\n";
+    let w = world(&extra);
+    let d = evaluate(&w, &tcp(&w, "default/client", "10.96.0.50", 80));
+    assert_eq!(d.verdict, Verdict::Allow);
+    assert_eq!(d.client_ip_seen, ip("10.244.0.10"));
+    assert_eq!(d.final_dst_port, 8080);
+    let (v, by) = verdict(&w, &tcp(&w, "default/client", "10.96.0.60", 80));
+    assert_eq!((v, by), (Verdict::Refused, DecidedBy::NoServiceEndpoint));
+}
+
+#[rstest]
+#[case::ssh_failsafe(22, Verdict::Allow)]
+#[case::bgp_failsafe(179, Verdict::Allow)]
+#[case::other_port(8080, Verdict::Deny)]
+fn failsafes_on_a_host_endpoint_without_policy(#[case] port: u16, #[case] expected: Verdict) {
+    let w = world(&hep("node1-eth0", "node1", "eth0", NODE1, "role: host", ""));
+    let (v, by) = verdict(&w, &tcp(&w, OUTSIDE, NODE1, port));
+    assert_eq!(v, expected);
+    assert_eq!(
+        by,
+        if expected == Verdict::Allow {
+            DecidedBy::Failsafe
+        } else {
+            DecidedBy::NoProfile
+        }
+    );
+}
+
+#[test]
+fn specific_interface_hep_wins_over_wildcard() {
+    let extra = hep(
+        "all-ifaces",
+        "node1",
+        "*",
+        "10.0.0.1",
+        "",
+        "projectcalico-default-allow",
+    ) + &hep("node1-eth0", "node1", "eth0", NODE1, "", "");
+    let w = world(&extra);
+    let (v, by) = verdict(&w, &tcp(&w, OUTSIDE, NODE1, 8080));
+    assert_eq!((v, by), (Verdict::Deny, DecidedBy::NoProfile));
+    // Without the specific one, the wildcard's profile allows.
+    let w = world(&hep(
+        "all-ifaces",
+        "node1",
+        "*",
+        "10.0.0.1",
+        "",
+        "projectcalico-default-allow",
+    ));
+    let (v, by) = verdict(&w, &tcp(&w, OUTSIDE, NODE1, 8080));
+    assert_eq!(v, Verdict::Allow);
+    assert!(matches!(
+        by,
+        DecidedBy::Profile {
+            name: "projectcalico-default-allow",
+            ..
+        }
+    ));
+}
+
+#[rstest]
+#[case::same_namespace("default/client", Verdict::Allow)]
+#[case::other_namespace("other/remote", Verdict::Deny)]
+fn k8s_peer_without_namespace_selector_is_own_namespace(
+    #[case] from: &str,
+    #[case] expected: Verdict,
+) {
+    let extra = r#"---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: same-ns, namespace: default}
+spec:
+  podSelector: {matchLabels: {app: server}}
+  ingress:
+    - from: [{podSelector: {}}]
+      ports: [{port: 8080}, {port: 9000, endPort: 9010}]
+"#;
+    let w = world(extra);
+    let knp = w
+        .tiers
+        .iter()
+        .flat_map(|t| &t.policies)
+        .find(|p| p.id.kind == PolicyKind::KubernetesNetworkPolicy)
+        .unwrap();
+    assert_eq!(knp.order, Some(1000.0));
+    assert_eq!(
+        knp.ingress.len(),
+        1,
+        "ports of one protocol merge into one rule"
+    );
+    assert_eq!(knp.ingress[0].protocol, Some(6), "no protocol means TCP");
+    let (v, by) = verdict(&w, &tcp(&w, from, "default/server", 8080));
+    assert_eq!(v, expected);
+    if expected == Verdict::Allow {
+        let (v, _) = verdict(&w, &tcp(&w, from, "default/server", 9005));
+        assert_eq!(v, Verdict::Allow, "endPort range");
+        let (v, _) = verdict(&w, &tcp(&w, from, "default/server", 9011));
+        assert_eq!(v, Verdict::Deny);
+    } else {
+        assert!(matches!(
+            by,
+            DecidedBy::EndOfTier {
+                tier: "default",
+                ..
+            }
+        ));
+    }
+}
+
+#[test]
+fn k8s_ip_block_except_becomes_not_nets() {
+    let extra = r#"---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: ipblock, namespace: default}
+spec:
+  podSelector: {matchLabels: {app: server}}
+  ingress:
+    - from: [{ipBlock: {cidr: 198.51.100.0/24, except: [198.51.100.7/32]}}]
+"#;
+    let w = world(extra);
+    let (v, _) = verdict(&w, &tcp(&w, "198.51.100.8", "default/server", 8080));
+    assert_eq!(v, Verdict::Allow);
+    let (v, _) = verdict(&w, &tcp(&w, OUTSIDE, "default/server", 8080));
+    assert_eq!(v, Verdict::Deny);
+}
+
+#[rstest]
+#[case::v4("10.244.0.20", Verdict::Deny)]
+#[case::v6("fd00::20", Verdict::Allow)]
+fn ipv6_only_rule_is_absent_for_v4(#[case] dst: &str, #[case] expected: Verdict) {
+    let extra = gnp(
+        "v6-only",
+        "  selector: app == 'server'\n  ingress:\n    - {action: Allow, ipVersion: 6}\n",
+    );
+    let w = world(&extra);
+    let f = Flow::new(ep(&w, "default/client"), ip(dst), Proto::Tcp, 8080);
+    let (v, _) = verdict(&w, &f);
+    assert_eq!(v, expected);
+    if expected == Verdict::Deny {
+        let d = evaluate(&w, &f);
+        assert!(d
+            .trace
+            .iter()
+            .flat_map(|s| &s.steps)
+            .any(|s| matches!(s, Step::Rule { absent: true, .. })));
+    }
+}
+
+#[test]
+fn log_rule_continues() {
+    let extra = gnp(
+        "log-then-deny",
+        "  selector: app == 'server'\n  ingress:\n    - {action: Log}\n    - {action: Deny}\n",
+    );
+    let w = world(&extra);
+    let f = tcp(&w, "default/client", "default/server", 8080);
+    let (v, by) = verdict(&w, &f);
+    assert_eq!(v, Verdict::Deny);
+    assert_eq!(rule_by(by).map(|r| r.2), Some(1));
+    let d = evaluate(&w, &f);
+    assert!(d.trace.iter().flat_map(|s| &s.steps).any(|s| matches!(
+        s,
+        Step::Rule {
+            rule_index: 0,
+            action: Action::Log,
+            matched: true,
+            ..
+        }
+    )));
+}
+
+fn seed0() -> World {
+    let extra = tier("security", "300", "Deny")
+        + &gnp(
+            "security.block-ip-list",
+            "  tier: security\n  order: 300\n  selector: all()\n  types: [Egress]\n  egress:\n    - {action: Deny, destination: {selector: ip-deny-list == 'true'}}\n    - {action: Pass}\n",
+        )
+        + "---\napiVersion: projectcalico.org/v3\nkind: GlobalNetworkSet\nmetadata: {name: threatfeed.deny, labels: {ip-deny-list: 'true'}}\nspec: {nets: [192.0.2.55/32, 203.0.113.3/32]}\n";
+    world(&extra)
+}
+
+#[rstest]
+#[case::listed("192.0.2.55", Verdict::Deny)]
+#[case::listed_too("203.0.113.3", Verdict::Deny)]
+#[case::neighbour("192.0.2.56", Verdict::Allow)]
+fn seed0_scenario(#[case] dst: &str, #[case] expected: Verdict) {
+    let w = seed0();
+    let f = tcp(&w, "default/client", dst, 80);
+    let (v, by) = verdict(&w, &f);
+    assert_eq!(v, expected);
+    let d = evaluate(&w, &f);
+    let logs = flow_log_policies(&d);
+    if expected == Verdict::Deny {
+        assert_eq!(
+            rule_by(by),
+            Some((
+                "security".into(),
+                "security.block-ip-list".into(),
+                0,
+                Action::Deny
+            ))
+        );
+        assert_eq!(
+            logs[0].policies,
+            ["0|security|gnp:security.block-ip-list|deny|0"]
+        );
+    } else {
+        assert!(profile_allow(by), "{by:?}");
+        assert_eq!(
+            logs[0].policies,
+            [
+                "0|security|gnp:security.block-ip-list|pass|1",
+                "1|__PROFILE__|pro:kns.default|allow|0"
+            ]
+        );
+    }
+}
+
+#[test]
+fn flow_log_end_of_tier_has_rule_index_minus_one() {
+    let extra = tier("tier1", "100", "Deny")
+        + &np(
+            "default",
+            "np1",
+            "  tier: tier1\n  selector: app == 'server'\n  ingress:\n    - {action: Allow, source: {selector: app == 'nobody'}}\n",
+        );
+    let w = world(&extra);
+    let d = evaluate(&w, &tcp(&w, "default/client", "default/server", 8080));
+    assert_eq!(d.verdict, Verdict::Deny);
+    let logs = flow_log_policies(&d);
+    let ingress = logs
+        .iter()
+        .find(|l| l.stage == StageKind::WorkloadIngress)
+        .unwrap();
+    assert_eq!(ingress.policies, ["0|tier1|np:default/np1|deny|-1"]);
+}
+
+#[test]
+fn missing_tier_is_reported_kept_invalid_and_sorted_last() {
+    let extra = tier("late", "5000000", "Pass")
+        + &gnp(
+            "orphan",
+            "  tier: ghost\n  selector: app == 'server'\n  ingress:\n    - {action: Allow, source: {selector: app == 'nobody'}}\n",
+        );
+    let w = world(&extra);
+    assert_eq!(w.diagnostics.len(), 1);
+    assert!(w.diagnostics[0].message.contains("ghost"));
+    let last = w.tiers.last().unwrap();
+    assert_eq!((last.name.as_str(), last.valid), ("ghost", false));
+    let (v, by) = verdict(&w, &tcp(&w, "default/client", "default/server", 8080));
+    assert_eq!(v, Verdict::Deny);
+    assert!(matches!(by, DecidedBy::EndOfTier { tier: "ghost", .. }));
+}
+
+#[test]
+fn host_to_local_pod_is_not_policed_and_pod_to_own_host_is_accepted() {
+    let extra = gnp("deny-all", "  selector: all()\n  types: [Ingress]\n");
+    let w = world(&extra);
+    let (v, by) = verdict(&w, &tcp(&w, NODE1, "default/server", 8080));
+    assert_eq!((v, by), (Verdict::Allow, DecidedBy::NotPoliced));
+    // From the other node, the pod's ingress policy applies.
+    let (v, _) = verdict(&w, &tcp(&w, NODE2, "default/server", 8080));
+    assert_eq!(v, Verdict::Deny);
+    let (v, by) = verdict(&w, &tcp(&w, "default/client", NODE1, 10250));
+    assert_eq!((v, by), (Verdict::Allow, DecidedBy::EndpointToHost));
+}
+
+#[test]
+fn gnp_namespace_selector_all_does_not_select_host_endpoints() {
+    let extra = hep(
+        "node1-eth0",
+        "node1",
+        "eth0",
+        NODE1,
+        "",
+        "projectcalico-default-allow",
+    ) + &gnp(
+        "pods-only",
+        "  selector: all()\n  namespaceSelector: all()\n  ingress: [{action: Deny}]\n",
+    );
+    let w = world(&extra);
+    let (v, _) = verdict(&w, &tcp(&w, OUTSIDE, NODE1, 8080));
+    assert_eq!(v, Verdict::Allow);
+    let (v, _) = verdict(&w, &tcp(&w, "default/client", "default/server", 8080));
+    assert_eq!(v, Verdict::Deny);
+}
+
+#[test]
+fn namespace_selector_uses_pcns_labels() {
+    let extra = gnp(
+        "blue-only",
+        "  selector: app == 'server'\n  ingress:\n    - {action: Allow, source: {namespaceSelector: team == 'blue'}}\n",
+    );
+    let w = world(&extra);
+    let (v, _) = verdict(&w, &tcp(&w, "default/client", "default/server", 8080));
+    assert_eq!(v, Verdict::Allow);
+    let (v, _) = verdict(&w, &tcp(&w, "other/remote", "default/server", 8080));
+    assert_eq!(v, Verdict::Deny);
+    let client = &w.endpoints[w.endpoint_by_name("default/client").unwrap()];
+    assert_eq!(
+        client.inherited[0]
+            .get("pcns.projectcalico.org/name")
+            .map(String::as_str),
+        Some("default")
+    );
+    assert_eq!(client.profiles, ["kns.default", "ksa.default.default"]);
+}
+
+#[test]
+fn explain_walks_through_every_level() {
+    let w = seed0();
+    let text = explain(&w, &tcp(&w, "default/client", "192.0.2.55", 80));
+    for needle in [
+        "Stage 1: source workload egress",
+        "tier security",
+        "policy gnp:security.block-ip-list",
+        "rule 0 (Deny): matches",
+        "Verdict: DENY",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+}
