@@ -11,6 +11,9 @@
 //! Decisions where the API leaves room (written down so they are not re-litigated):
 //! - Protocol names are case-sensitive, as in libcalico-go's validator (semantics
 //!   §10.1): `tcp` is `protocol name invalid`, with a hint to write `TCP`.
+//! - A named port in a rule must match `^[a-zA-Z0-9_.-]{1,128}$` (the parser) and
+//!   also be a valid Kubernetes port name (the validator's `portName` tag): `http_alt`
+//!   is rejected, since no container port can have that name.
 //! - A rule's `nets`/`notNets` take CIDRs as the validator checks them (`net` tag plus
 //!   `scanNets`): a prefix length is required (`10.0.0.1` alone is `invalid CIDR`)
 //!   and host bits must be clear. Network sets use `ParseCIDROrIP`: bare addresses
