@@ -8,17 +8,21 @@
 //!   evaluation against (layered) labels.
 //! - [`manifest`]: Calico and Kubernetes manifests, typed and validated.
 //! - [`inventory`]: what exists in a scenario's cluster at one step.
+//! - [`scenario`]: scenario files: typed steps, address allocation, the state after every step.
 //! - [`resolve`]: `Inventory` → `World`: endpoints, sorted tiers and policies,
 //!   rewritten selectors and their member sets, services.
 //! - [`model`]: the reference evaluator: `World` × `Flow` → `Decision` with the
 //!   full trace, `explain`, flow-log policy strings.
 //! - [`nft`]: nftables rulesets as typed values, rendered to `nft -f` text.
+//! - [`lab`]: the lab plan, the topology the harness builds in the kernel.
 
 pub mod diag;
 pub mod inventory;
+pub mod lab;
 pub mod manifest;
 pub mod model;
 pub mod nft;
 pub mod resolve;
+pub mod scenario;
 pub mod selector;
 pub mod yaml;

@@ -1,4 +1,13 @@
 //! policylab's integration tests (pure: no root needed).
+//!
+//! - `bad_scenarios`: every file under tests/bad_scenarios/ holds one mistake; the
+//!   rendered diagnostics are snapshotted.
+//! - `scenario`: table-driven checks of scenario loading (short form, vars,
+//!   allocation, inventories, checks).
 
+mod bad_scenarios; // one snapshot of rendered diagnostics per bad scenario file
+mod scenario; // table-driven scenario loading tests
+
+mod bad_input; // one file per mistake: every bad manifest and its exact message
 mod fuzz; // bounded fuzzing of YAML reading and manifest loading: never a panic
 mod model; // the reference model: resolve + evaluate over small YAML worlds

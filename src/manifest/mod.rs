@@ -67,6 +67,10 @@ pub fn load_document_in(
             return None;
         }
     };
+    if let Some(d) = api_mixup(kind, root) {
+        diags.push(d);
+        return None;
+    }
     let before = diags.error_count();
     if let Some(schema) = Schemas::for_kind(kind.api_version(), kind.name()) {
         schema.validate(root, diags);
@@ -113,6 +117,40 @@ pub fn check_stream(text: &str, file: FileId, diags: &mut Diagnostics) -> Vec<Re
         .collect()
 }
 
+/// A Kubernetes NetworkPolicy written with the Calico apiVersion, or the other way
+/// round: both kinds are called NetworkPolicy, and the schema would only list every
+/// field of one as unknown to the other. Say which apiVersion was meant instead.
+fn api_mixup(kind: Kind, root: &Node) -> Option<Diagnostic> {
+    let spec = root.get("spec")?;
+    let (api, _) = root.entry("apiVersion")?;
+    let api = root.get("apiVersion").map(|v| v.span).unwrap_or(api.span);
+    let (field, meant) = match kind {
+        Kind::NetworkPolicy | Kind::StagedNetworkPolicy => {
+            let f = ["podSelector", "policyTypes"]
+                .into_iter()
+                .find(|f| spec.get(f).is_some())?;
+            (
+                f,
+                "a Kubernetes NetworkPolicy: use apiVersion networking.k8s.io/v1",
+            )
+        }
+        Kind::K8sNetworkPolicy => {
+            let f = ["selector", "types", "tier", "order"]
+                .into_iter()
+                .find(|f| spec.get(f).is_some())?;
+            (
+                f,
+                "a Calico NetworkPolicy: use apiVersion projectcalico.org/v3",
+            )
+        }
+        _ => return None,
+    };
+    Some(Diagnostic::error(
+        api,
+        format!("this NetworkPolicy has spec.{field}, so it is {meant}"),
+    ))
+}
+
 fn detect_kind(root: &Node) -> Result<Kind, Diagnostic> {
     let api = root.entry("apiVersion");
     let kind = root.entry("kind");
@@ -146,6 +184,12 @@ fn detect_kind(root: &Node) -> Result<Kind, Diagnostic> {
             ),
         ));
     }
+    if let Some(close) = closest_kind(k) {
+        return Err(Diagnostic::error(
+            kind.span,
+            format!("unknown kind {k:?}; did you mean {close:?}?"),
+        ));
+    }
     let list: Vec<String> = Kind::ALL
         .iter()
         .map(|(a, n, _)| format!("{a} {n}"))
@@ -157,6 +201,40 @@ fn detect_kind(root: &Node) -> Result<Kind, Diagnostic> {
             list.join(", ")
         ),
     ))
+}
+
+/// The known kind a misspelt one most likely means: same letters ignoring case, a
+/// plural, or within a small edit distance.
+fn closest_kind(k: &str) -> Option<&'static str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut prev: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut cur = vec![i + 1];
+            for (j, cb) in b.iter().enumerate() {
+                let sub = prev[j] + usize::from(ca != *cb);
+                cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+            }
+            prev = cur;
+        }
+        prev[b.len()]
+    }
+    let lower = k.to_ascii_lowercase();
+    let singular = lower
+        .strip_suffix("ies")
+        .map(|s| format!("{s}y"))
+        .or_else(|| lower.strip_suffix('s').map(str::to_string))
+        .unwrap_or_else(|| lower.clone());
+    Kind::ALL
+        .iter()
+        .map(|(_, n, _)| *n)
+        .filter_map(|n| {
+            let ln = n.to_ascii_lowercase();
+            let d = distance(&lower, &ln).min(distance(&singular, &ln));
+            (d <= 2 || (d <= 3 && ln.len() >= 12)).then_some((d, n))
+        })
+        .min()
+        .map(|(_, n)| n)
 }
 
 fn typed(kind: Kind, root: &Node) -> Result<Resource, Diagnostic> {

@@ -11,6 +11,9 @@
 //! Decisions where the API leaves room (written down so they are not re-litigated):
 //! - Protocol names are case-sensitive, as in libcalico-go's validator (semantics
 //!   §10.1): `tcp` is `protocol name invalid`, with a hint to write `TCP`.
+//! - A named port in a rule must match `^[a-zA-Z0-9_.-]{1,128}$` (the parser) and
+//!   also be a valid Kubernetes port name (the validator's `portName` tag): `http_alt`
+//!   is rejected, since no container port can have that name.
 //! - A rule's `nets`/`notNets` take CIDRs as the validator checks them (`net` tag plus
 //!   `scanNets`): a prefix length is required (`10.0.0.1` alone is `invalid CIDR`)
 //!   and host bits must be clear. Network sets use `ParseCIDROrIP`: bare addresses
@@ -32,8 +35,7 @@ use std::fmt;
 use super::names::{self, CalicoNameRule};
 use super::types::*;
 use super::values::{
-    format_go_duration, parse_go_duration, parse_ip, parse_net, port_name_problems, PortSpec,
-    Protocol,
+    parse_go_duration, parse_ip, parse_net, port_name_problems, PortSpec, Protocol,
 };
 use crate::diag::{Diagnostics, Span, Spanned};
 use crate::selector;
@@ -118,7 +120,11 @@ impl<'a> Context<'a> {
     fn char_span(&self, s: &Spanned<String>, offset: usize) -> Span {
         match self.scalars.get(&s.span) {
             Some(node) => value_char_span(node, offset, self.text),
-            None => Span::new(s.span.file, s.span.line, s.span.col + offset as u32),
+            None => Span::new(
+                s.span.file,
+                s.span.line,
+                s.span.col.saturating_add(offset as u32),
+            ),
         }
     }
 }
@@ -234,6 +240,12 @@ impl V<'_, '_, '_> {
     /// The span of `path`'s node, or of the deepest node on the way there.
     fn near(&self, path: &Path) -> Span {
         self.ctx.near(path, self.doc)
+    }
+
+    /// The span of the key ending `path` (`http:`), or `value` (for a mapping-valued
+    /// field the value's span is its first inner key, a worse place to point at).
+    fn field_span(&self, path: &Path, value: Span) -> Span {
+        self.ctx.key_span(path).unwrap_or(value)
     }
 
     /// The span of the key ending `path`, or `near(path)`.
@@ -597,7 +609,7 @@ impl V<'_, '_, '_> {
             let ok = matches!(proto, Some(Some(pr)) if pr.is_icmp_v4() || pr.is_icmp_v6());
             if !matches!(proto, Some(None)) && !ok {
                 self.err(
-                    icmp.span,
+                    self.field_span(&p.key("icmp"), icmp.span),
                     &p.key("icmp"),
                     "ICMP fields require protocol to be ICMP or ICMPv6",
                 );
@@ -669,12 +681,13 @@ impl V<'_, '_, '_> {
 
         if let Some(http) = &rule.http {
             let hp = p.key("http");
+            let http_span = self.field_span(&hp, http.span);
             if rule.action.value != "Allow" {
-                self.err(http.span, &hp, "HTTP match is only valid on Allow rules");
+                self.err(http_span, &hp, "HTTP match is only valid on Allow rules");
             }
             if let Some(Some(pr)) = proto {
                 if pr.number() != 6 {
-                    let span = rule.protocol.as_ref().map(|x| x.span).unwrap_or(http.span);
+                    let span = rule.protocol.as_ref().map(|x| x.span).unwrap_or(http_span);
                     self.err(
                         span,
                         &p.key("protocol"),
@@ -688,7 +701,7 @@ impl V<'_, '_, '_> {
                 } else {
                     "not allowed in egress rule"
                 };
-                self.err(http.span, &hp, msg);
+                self.err(http_span, &hp, msg);
             }
             self.http(&hp, http);
         }
@@ -723,7 +736,8 @@ impl V<'_, '_, '_> {
                     Dir::Egress => "not allowed in egress rule source",
                     Dir::Ingress => "not allowed in ingress rule destination",
                 };
-                self.err(s.span, &p.key(side).key("services"), msg);
+                let sp = p.key(side).key("services");
+                self.err(self.field_span(&sp, s.span), &sp, msg);
             }
         }
         if global {
@@ -735,7 +749,7 @@ impl V<'_, '_, '_> {
                         .is_none_or(|n| n.value.is_empty())
                     {
                         self.err(
-                            s.span,
+                            self.field_span(&p.key(side).key("services"), s.span),
                             &p.key(side).key("services").key("namespace"),
                             "must specify a namespace (a global policy has no namespace of its own)",
                         );
@@ -810,9 +824,9 @@ impl V<'_, '_, '_> {
         }
         if let Some(s) = &ent.namespace_selector {
             let path = p.key("namespaceSelector");
-            self.selector(&path, s);
+            let parsed = self.selector(&path, s);
             let trimmed = s.value.trim_matches(|c| c == ' ' || c == '\t');
-            if s.value.contains("global(") && trimmed != "global()" {
+            if parsed && s.value.contains("global(") && trimmed != "global()" {
                 self.err(
                     s.span,
                     &path,
@@ -827,28 +841,29 @@ impl V<'_, '_, '_> {
         }
         if let Some(svc) = &ent.services {
             let sp = p.key("services");
+            let svc_span = self.field_span(&sp, svc.span);
             let nonempty =
                 |s: &Option<Spanned<String>>| s.as_ref().is_some_and(|s| !s.value.is_empty());
             if !nonempty(&svc.value.name) {
-                self.err(svc.span, &sp, "services must specify a service name");
+                self.err(svc_span, &sp, "services must specify a service name");
             }
             if nonempty(&ent.namespace_selector) {
                 self.err(
-                    svc.span,
+                    svc_span,
                     &sp,
                     "cannot specify NamespaceSelector and Services on the same rule",
                 );
             }
             if ent.service_accounts.is_some() {
                 self.err(
-                    svc.span,
+                    svc_span,
                     &sp,
                     "cannot specify ServiceAccounts and Services on the same rule",
                 );
             }
             if nonempty(&ent.selector) || nonempty(&ent.not_selector) {
                 self.err(
-                    svc.span,
+                    svc_span,
                     &sp,
                     "cannot specify Selector/NotSelector and Services on the same rule",
                 );
@@ -856,7 +871,7 @@ impl V<'_, '_, '_> {
             let has = |l: &Option<Vec<Spanned<String>>>| l.as_ref().is_some_and(|l| !l.is_empty());
             if has(&ent.nets) || has(&ent.not_nets) {
                 self.err(
-                    svc.span,
+                    svc_span,
                     &sp,
                     "cannot specify Nets/NotNets and Services on the same rule",
                 );
@@ -1012,11 +1027,11 @@ impl V<'_, '_, '_> {
             return;
         };
         let name = res.metadata.name();
-        let name_span = res
-            .metadata
-            .name
-            .as_ref()
-            .map(|n| n.span)
+        // Where to point when a field is missing: the `spec:` key, else the name.
+        let name_span = self
+            .ctx
+            .key_span(&sp)
+            .or(res.metadata.name.as_ref().map(|n| n.span))
             .unwrap_or(self.doc);
         if spec.order.as_ref().is_none_or(|o| o.value != order) {
             let span = spec.order.as_ref().map(|o| o.span).unwrap_or(name_span);
@@ -1066,7 +1081,7 @@ impl V<'_, '_, '_> {
 
     fn host_endpoint(&mut self, spec: &HostEndpointSpec) {
         let sp = Path::root("spec");
-        let spec_span = self.near(&sp);
+        let spec_span = self.key_or_near(&sp);
         match &spec.node {
             Some(n) if !n.value.is_empty() => {
                 for p in names::dns1123_subdomain(&n.value) {
@@ -1207,7 +1222,7 @@ impl V<'_, '_, '_> {
                 Some(d) if d < std::time::Duration::from_secs(300) => self.err(
                     period.span,
                     &path,
-                    format!("{} is below the minimum pull period 5m0s", format_go_duration(d)),
+                    format!("{:?} is below the minimum pull period 5m", period.value),
                 ),
                 Some(_) => {}
             }
@@ -1253,7 +1268,11 @@ impl V<'_, '_, '_> {
             .filter(|x| **x)
             .count();
             if count > 1 {
-                self.err(fmt.span, &fp, "only one format type may be specified");
+                self.err(
+                    self.field_span(&fp, fmt.span),
+                    &fp,
+                    "only one format type may be specified",
+                );
             }
             if let Some(j) = &f.json {
                 if j.path.as_ref().is_none_or(|p| p.value.is_empty()) {
@@ -1319,7 +1338,7 @@ impl V<'_, '_, '_> {
                 "In" | "NotIn" => {
                     if !has_values {
                         self.err(
-                            req.span,
+                            r.operator.span,
                             &rp.key("values"),
                             "must be specified when `operator` is 'In' or 'NotIn'",
                         );
@@ -1454,7 +1473,11 @@ impl V<'_, '_, '_> {
             match &p.ip_block {
                 Some(b) => {
                     if p.pod_selector.is_some() || p.namespace_selector.is_some() {
-                        self.err(b.span, &pp, "may not specify both ipBlock and another peer");
+                        self.err(
+                            self.field_span(&pp.key("ipBlock"), b.span),
+                            &pp,
+                            "may not specify both ipBlock and another peer",
+                        );
                     }
                     self.ip_block(&pp.key("ipBlock"), &b.value);
                 }
@@ -1779,3 +1802,7 @@ pub fn label_selector_matches(sel: &LabelSelector, labels: &Labels) -> bool {
     });
     ml && me
 }
+
+#[cfg(test)]
+#[path = "validate_tests.rs"]
+mod tests;

@@ -30,12 +30,16 @@ fn estimate(span: Span, style: Style, value: &str, offset: usize) -> Span {
         let newlines = before.matches('\n').count() as u32;
         if style == Style::Literal && newlines > 0 {
             let after_last = before.rsplit('\n').next().unwrap_or("").chars().count() as u32;
-            return Span::new(span.file, span.line + newlines, span.col + after_last);
+            return Span::new(
+                span.file,
+                span.line.saturating_add(newlines),
+                span.col.saturating_add(after_last),
+            );
         }
         return Span::new(
             span.file,
             span.line,
-            span.col + before.chars().count() as u32,
+            span.col.saturating_add(before.chars().count() as u32),
         );
     }
     let extra = match style {
@@ -46,7 +50,8 @@ fn estimate(span: Span, style: Style, value: &str, offset: usize) -> Span {
     Span::new(
         span.file,
         span.line,
-        span.col + (before.chars().count() + extra) as u32,
+        span.col
+            .saturating_add((before.chars().count() + extra) as u32),
     )
 }
 

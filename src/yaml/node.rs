@@ -426,7 +426,7 @@ pub fn parse_stream(text: &str, file: FileId, origin: Origin) -> (Vec<Document>,
         docs.append(&mut b.docs);
         diags.append(&mut b.diags);
         if let Err(e) = res {
-            diags.push(scan_error(&e, file, origin));
+            diags.push(scan_error(&e, chunk, file, origin));
         }
     }
     (docs, diags)
@@ -456,23 +456,158 @@ pub fn parse_single(text: &str, file: FileId) -> (Option<Document>, Vec<Diagnost
     (first, diags)
 }
 
-fn scan_error(e: &ScanError, file: FileId, origin: Origin) -> Diagnostic {
+fn scan_error(e: &ScanError, chunk: &str, file: FileId, origin: Origin) -> Diagnostic {
     let m = e.marker();
     let info = e.info();
+    let at = |line: usize, col: usize| {
+        Span::new(
+            file,
+            line as u32 + origin.line_offset,
+            col as u32 + origin.col_offset,
+        )
+    };
+    // The scanner notices some mistakes only after them; point at the cause instead.
+    if info == "mapping values are not allowed in this context" {
+        if let Some((line, col, msg)) = explain_mapping_value(chunk, m.line()) {
+            return Diagnostic::error(at(line, col), msg);
+        }
+    }
+    if let Some((line, col, open)) = unclosed_flow(chunk) {
+        if (line, col) < (m.line(), m.col() + 1) {
+            let close = if open == '[' { ']' } else { '}' };
+            return Diagnostic::error(
+                at(line, col),
+                format!("invalid YAML: this `{open}` is never closed (expected ',' or '{close}')"),
+            );
+        }
+    }
+    if info.starts_with("tabs disallowed") {
+        let tab = chunk
+            .lines()
+            .nth(m.line().saturating_sub(1))
+            .and_then(|l| l.chars().position(|c| c == '\t'));
+        if let Some(col) = tab {
+            return Diagnostic::error(
+                at(m.line(), col + 1),
+                format!("invalid YAML: {info}: indent with spaces"),
+            );
+        }
+    }
     let msg = match info {
         "mapping values are not allowed in this context" => {
             "invalid YAML: mapping values are not allowed in this context (is a space missing after a `:`, or is the indentation off?)".to_string()
         }
         other => format!("invalid YAML: {other}"),
     };
-    Diagnostic::error(
-        Span::new(
-            file,
-            m.line() as u32 + origin.line_offset,
-            m.col() as u32 + 1 + origin.col_offset,
-        ),
-        msg,
-    )
+    Diagnostic::error(at(m.line(), m.col() + 1), msg)
+}
+
+/// For "mapping values are not allowed" at 1-based `line` of `chunk`: the two usual
+/// causes, found on the line before, as (line, col, message), both 1-based.
+/// - `key:value` with no space after the colon (seed 000's `selector:{}`): a plain
+///   string, so the next `key:` cannot start a mapping.
+/// - A key indented deeper than the `key: value` line above it: it continues that
+///   value.
+fn explain_mapping_value(chunk: &str, line: usize) -> Option<(usize, usize, String)> {
+    let lines: Vec<&str> = chunk.lines().collect();
+    let here = *lines.get(line.checked_sub(1)?)?;
+    let (prev_no, prev) = lines[..line - 1]
+        .iter()
+        .enumerate()
+        .rev()
+        .find(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'))?;
+    let indent = |l: &str| l.len() - l.trim_start_matches(' ').len();
+    let is_key_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/');
+    let body = prev.trim_start();
+    let body = body.strip_prefix("- ").unwrap_or(body);
+    let key_len = body.find(|c: char| !is_key_char(c)).unwrap_or(body.len());
+    let rest = &body[key_len..];
+    if key_len > 0
+        && rest.starts_with(':')
+        && rest[1..].starts_with(|c: char| c != ' ' && c != ':' && c != '/')
+    {
+        let key = &body[..key_len];
+        let value = rest[1..].trim_end();
+        let col = prev.len() - body.len() + key_len + 2;
+        return Some((
+            prev_no + 1,
+            col,
+            format!(
+                "invalid YAML: `{key}:{value}` has no space after the colon, so it is a string, not the key `{key}` (write `{key}: {value}`)"
+            ),
+        ));
+    }
+    let here_body = here.trim_start();
+    let here_key_len = here_body.find(|c: char| !is_key_char(c)).unwrap_or(0);
+    let prev_value = rest.strip_prefix(": ").map(str::trim).unwrap_or("");
+    if key_len > 0
+        && here_key_len > 0
+        && here_body[here_key_len..].starts_with(':')
+        && indent(here) > indent(prev)
+        && !prev_value.is_empty()
+        && !prev_value.starts_with(['|', '>', '#'])
+    {
+        let key = &body[..key_len];
+        let here_key = &here_body[..here_key_len];
+        return Some((
+            line,
+            indent(here) + 1,
+            format!(
+                "invalid YAML: `{here_key}` is indented more than `{key}` above it, so it reads as part of `{key}`'s value (indent both keys the same)"
+            ),
+        ));
+    }
+    None
+}
+
+/// The last `[` or `{` of `chunk` that starts a flow collection and is never closed,
+/// as (1-based line, 1-based column, the bracket).
+fn unclosed_flow(chunk: &str) -> Option<(usize, usize, char)> {
+    let mut stack: Vec<(usize, usize, char)> = Vec::new();
+    let mut quote: Option<char> = None;
+    for (ln, line) in chunk.lines().enumerate() {
+        let chars: Vec<char> = line.chars().collect();
+        let mut prev = None; // previous non-space character on this line
+        let mut i = 0;
+        while i < chars.len() {
+            let c = chars[i];
+            if let Some(q) = quote {
+                if c == '\\' && q == '"' {
+                    i += 2;
+                    continue;
+                }
+                if c == q {
+                    if q == '\'' && chars.get(i + 1) == Some(&'\'') {
+                        i += 2;
+                        continue;
+                    }
+                    quote = None;
+                    prev = Some(c);
+                }
+                i += 1;
+                continue;
+            }
+            let starts_token = match prev {
+                None => true,
+                Some(p) if stack.is_empty() => matches!(p, ':' | '-'),
+                Some(p) => matches!(p, '[' | '{' | ',' | ':'),
+            };
+            match c {
+                '#' if i == 0 || chars[i - 1] == ' ' => break,
+                '\'' | '"' if starts_token => quote = Some(c),
+                '[' | '{' if starts_token => stack.push((ln + 1, i + 1, c)),
+                ']' | '}' if !stack.is_empty() => {
+                    stack.pop();
+                }
+                _ => {}
+            }
+            if c != ' ' && c != '\t' {
+                prev = Some(c);
+            }
+            i += 1;
+        }
+    }
+    stack.pop()
 }
 
 /// Cuts a stream at lines that start a new document (`---` at column 0), so that each
@@ -716,7 +851,13 @@ mod tests {
         let (docs, diags) = parse("a: [\n---\nb: 1\n---\nc: {\n");
         assert_eq!(docs.len(), 1);
         assert_eq!(diags.len(), 2, "{diags:?}");
-        assert_eq!(diags[1].span.unwrap().line, 6);
+        // The unclosed `{` itself, not the end of the document.
+        assert_eq!(diags[1].span.unwrap().line, 5);
+        assert!(
+            diags[1].message.contains("never closed"),
+            "{}",
+            diags[1].message
+        );
     }
 
     #[test]
@@ -740,6 +881,44 @@ mod tests {
         );
         let spec = docs[0].root.get("spec").unwrap();
         assert_eq!((spec.span.line, spec.span.col), (12, 11));
+    }
+
+    #[test]
+    fn syntax_errors_point_at_their_cause() {
+        // (yaml, line, col, start of message)
+        for (yaml, line, col, msg) in [
+            (
+                "spec:\n  selector:{}\n  types:\n    - Egress\n",
+                2,
+                12,
+                "invalid YAML: `selector:{}` has no space after the colon",
+            ),
+            (
+                "spec:\n  selector: a == 'b'\n   types:\n    - Egress\n",
+                3,
+                4,
+                "invalid YAML: `types` is indented more than `selector`",
+            ),
+            (
+                "a:\n  ports: [80, 443\n",
+                2,
+                10,
+                "invalid YAML: this `[` is never closed",
+            ),
+            (
+                "a: {b: 'x]', c: [1, 2]\nd: 1\n",
+                1,
+                4,
+                "invalid YAML: this `{` is never closed",
+            ),
+        ] {
+            let (_, diags) = parse(yaml);
+            assert_eq!(diags.len(), 1, "{yaml}: {diags:?}");
+            let d = &diags[0];
+            let span = d.span.unwrap();
+            assert_eq!((span.line, span.col), (line, col), "{yaml}: {}", d.message);
+            assert!(d.message.starts_with(msg), "{yaml}: {}", d.message);
+        }
     }
 
     #[test]

@@ -1,0 +1,37 @@
+//! policylab's impure edge: the lab bench that builds a [`policylab::lab::LabPlan`] out
+//! of Linux network namespaces and veth pairs, runs servers and probes inside them,
+//! loads nftables rulesets and listens to NFLOG.
+//!
+//! Start here:
+//! - [`netns`]: named namespaces per run, the RAII [`netns::Lab`] guard, signal and
+//!   crash cleanup ([`netns::sweep_stale`], [`netns::clean_all`]).
+//! - [`topology`]: [`topology::Cluster::build`] turns a plan into namespaces, links,
+//!   addresses, routes and servers.
+//! - [`server`]: HTTP echo, UDP echo and SCTP servers inside namespaces.
+//! - [`probe`]: TCP, HTTP, UDP, SCTP and ICMP probes whose results are data.
+//! - [`nflog`]: NFLOG listeners, to know within a millisecond that a probe was dropped.
+//! - [`nft`]: loading nft scripts into a namespace atomically.
+//!
+//! Nothing here ever configures the machine's own (root) network namespace: every
+//! configuring thread checks which namespace it is in first.
+
+pub mod netns;
+pub mod nflog;
+pub mod nft;
+pub mod probe;
+pub mod server;
+pub mod topology;
+
+mod util {
+    //! This module deals with small helpers shared by the modules above.
+
+    use std::os::fd::AsRawFd;
+
+    /// Registers a socket that owns its fd with tokio's reactor.
+    pub(crate) fn async_fd<T: AsRawFd>(inner: T) -> std::io::Result<tokio::io::unix::AsyncFd<T>> {
+        // SAFETY: every caller passes a socket type that owns a valid, open fd, and the
+        // AsyncFd takes ownership of it, so the fd is neither closed nor replaced while
+        // registered.
+        unsafe { tokio::io::unix::AsyncFd::register(inner) }.map_err(std::io::Error::from)
+    }
+}

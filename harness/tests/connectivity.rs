@@ -1,0 +1,159 @@
+//! Kernel tests of the lab topology: every kind of probe between pods on one node, pods
+//! on two nodes and an outside host, over IPv4 and IPv6.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{ip, kernel_ready, small_plan};
+use policylab_harness::probe::{probe, probe_many, Outcome, ProbeSpec};
+use policylab_harness::topology::{BuildOptions, Cluster};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_nodes_and_outside_hosts_reach_each_other() {
+    if !kernel_ready("pods_nodes_and_outside_hosts_reach_each_other") {
+        return;
+    }
+    let cluster = Cluster::build(&small_plan("conn"), &BuildOptions::default())
+        .await
+        .expect("build");
+    eprintln!("timings: {:?}", cluster.timings());
+    let a = cluster.pod("default", "a").expect("a").clone();
+    let c = cluster.pod("default", "c").expect("c").clone();
+    let laptop = cluster.outside_host("laptop").expect("laptop").clone();
+    let t = Duration::from_secs(2);
+
+    let cases = vec![
+        (
+            "a->b http same node",
+            a.clone(),
+            ProbeSpec::http(ip("10.244.1.11"), 80),
+            Some("10.244.1.10"),
+        ),
+        (
+            "a->c http other node",
+            a.clone(),
+            ProbeSpec::http(ip("10.244.2.10"), 80),
+            Some("10.244.1.10"),
+        ),
+        (
+            "a->laptop http",
+            a.clone(),
+            ProbeSpec::http(ip("198.51.100.7"), 80),
+            Some("10.244.1.10"),
+        ),
+        (
+            "laptop->c http",
+            laptop.clone(),
+            ProbeSpec::http(ip("10.244.2.10"), 80),
+            Some("198.51.100.7"),
+        ),
+        (
+            "c->a http v6",
+            c.clone(),
+            ProbeSpec::http(ip("fd00:10:244:1::10"), 80),
+            Some("fd00:10:244:2::10"),
+        ),
+        (
+            "a->laptop http v6",
+            a.clone(),
+            ProbeSpec::http(ip("2001:db8::7"), 80),
+            Some("fd00:10:244:1::10"),
+        ),
+        (
+            "laptop->a http v6",
+            laptop.clone(),
+            ProbeSpec::http(ip("fd00:10:244:1::10"), 80),
+            Some("2001:db8::7"),
+        ),
+        (
+            "a->node-1 tcp 22",
+            a.clone(),
+            ProbeSpec::tcp(ip("172.18.0.11"), 22),
+            None,
+        ),
+        (
+            "c->node-1 tcp 22",
+            c.clone(),
+            ProbeSpec::tcp(ip("172.18.0.11"), 22),
+            None,
+        ),
+        (
+            "a->c udp",
+            a.clone(),
+            ProbeSpec::udp(ip("10.244.2.10"), 53),
+            None,
+        ),
+        (
+            "laptop->b udp",
+            laptop.clone(),
+            ProbeSpec::udp(ip("10.244.1.11"), 53),
+            None,
+        ),
+        (
+            "a->c udp v6",
+            a.clone(),
+            ProbeSpec::udp(ip("fd00:10:244:2::10"), 53),
+            None,
+        ),
+        (
+            "a->c icmp",
+            a.clone(),
+            ProbeSpec::icmp(ip("10.244.2.10")),
+            None,
+        ),
+        (
+            "a->laptop icmp",
+            a.clone(),
+            ProbeSpec::icmp(ip("198.51.100.7")),
+            None,
+        ),
+        (
+            "c->b icmp v6",
+            c.clone(),
+            ProbeSpec::icmp(ip("fd00:10:244:1::11")),
+            None,
+        ),
+    ];
+    for (what, ns, spec, client) in &cases {
+        let o = probe(ns, &spec.clone().with_timeout(t), None)
+            .await
+            .expect(what);
+        assert_eq!(o.outcome, Outcome::Connected, "{what}: {o:?}");
+        if spec.kind == policylab_harness::probe::ProbeKind::Http {
+            assert_eq!(o.http_status, Some(200), "{what}: {o:?}");
+        }
+        if let Some(client) = client {
+            assert_eq!(o.client_ip(), Some(ip(client)), "{what}: {o:?}");
+        }
+        eprintln!("{what}: {:?} in {:?}", o.outcome, o.elapsed);
+    }
+
+    // The same probes at once.
+    let many: Vec<_> = cases
+        .iter()
+        .map(|(_, ns, spec, _)| (ns.clone(), spec.clone().with_timeout(t)))
+        .collect();
+    for (r, (what, ..)) in probe_many(&many, 32, None).await.into_iter().zip(&cases) {
+        let o = r.expect(what);
+        assert_eq!(o.outcome, Outcome::Connected, "probe_many {what}: {o:?}");
+    }
+
+    // Closed ports are refused, by RST (TCP) or ICMP port unreachable (UDP).
+    let closed = [
+        ProbeSpec::tcp(ip("10.244.2.10"), 81),
+        ProbeSpec::http(ip("10.244.1.11"), 81),
+        ProbeSpec::udp(ip("10.244.2.10"), 54),
+        ProbeSpec::tcp(ip("fd00:10:244:2::10"), 81),
+        ProbeSpec::udp(ip("198.51.100.7"), 9),
+    ];
+    for spec in &closed {
+        let o = probe(&a, &spec.clone().with_timeout(t), None)
+            .await
+            .expect("probe");
+        assert_eq!(o.outcome, Outcome::Refused, "{spec:?}: {o:?}");
+        assert!(o.elapsed < Duration::from_millis(500), "{spec:?}: {o:?}");
+    }
+
+    cluster.teardown().expect("teardown");
+}
