@@ -962,3 +962,64 @@ fn resolve_is_deterministic() {
     let b = format!("{:?}", world(&extra));
     assert_eq!(a, b);
 }
+
+/// Counts allocations per thread, to check that `evaluate_fast` allocates nothing.
+mod alloc_count {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    pub struct Counting;
+
+    thread_local! {
+        pub static ALLOCS: Cell<usize> = const { Cell::new(0) };
+    }
+
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+            // SAFETY: forwarded unchanged to the system allocator.
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: forwarded unchanged to the system allocator.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+    }
+
+    #[global_allocator]
+    static GLOBAL: Counting = Counting;
+
+    pub fn count() -> usize {
+        ALLOCS.with(|c| c.get())
+    }
+}
+
+#[test]
+fn evaluate_fast_does_not_allocate() {
+    let extra = seed0_yaml()
+        + &nodeport_service("Cluster")
+        + &hep("node1-eth0", "node1", "eth0", NODE1, "role: host", "")
+        + &gnp(
+            "untracked",
+            "  selector: role == 'host'\n  doNotTrack: true\n  applyOnForward: true\n  types: [Ingress, Egress]\n  ingress: [{action: Allow, protocol: TCP, destination: {ports: [8000]}}]\n  egress: [{action: Allow, protocol: TCP, source: {ports: [8000]}}]\n",
+        );
+    let w = world(&extra);
+    let flows = [
+        tcp(&w, "default/client", "192.0.2.55", 80),
+        tcp(&w, "default/client", "default/server", 8080),
+        tcp(&w, "other/remote", "default/server", 8080),
+        tcp(&w, OUTSIDE, NODE2, 30080),
+        tcp(&w, OUTSIDE, NODE1, 8000),
+        tcp(&w, OUTSIDE, NODE1, 22),
+        tcp(&w, NODE1, "10.96.0.50", 80),
+    ];
+    let before = alloc_count::count();
+    let mut allowed = 0;
+    for f in &flows {
+        if evaluate_fast(&w, f).0 == Verdict::Allow {
+            allowed += 1;
+        }
+    }
+    assert_eq!(alloc_count::count(), before, "evaluate_fast allocated");
+    assert!(allowed > 0);
+}
