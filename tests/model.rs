@@ -1023,3 +1023,19 @@ fn evaluate_fast_does_not_allocate() {
     assert_eq!(alloc_count::count(), before, "evaluate_fast allocated");
     assert!(allowed > 0);
 }
+
+#[rstest]
+// From outside through node1 (no local endpoint): dropped.
+#[case::outside(OUTSIDE, Verdict::Deny)]
+// From a pod: kube-proxy short-circuits to every endpoint, client kept.
+#[case::pod("default/client", Verdict::Allow)]
+fn local_service_short_circuits_pod_traffic(#[case] from: &str, #[case] expected: Verdict) {
+    let w = world(&nodeport_service("Local"));
+    let f = tcp(&w, from, NODE2, 30080);
+    let d = evaluate(&w, &f);
+    assert_eq!(d.verdict, expected, "{}", explain(&w, &f));
+    if expected == Verdict::Allow {
+        assert_eq!(d.client_ip_seen, ip("10.244.0.10"));
+        assert_eq!(d.final_dst_ip, ip("10.244.0.20"));
+    }
+}

@@ -29,7 +29,8 @@
 //! 3. Host → local pod and host → itself are never policed ([`DecidedBy::NotPoliced`]).
 //! 4. Services: DNAT to the first endpoint in (namespace, name) order that has an
 //!    address of the flow's family; a named targetPort resolves on that endpoint.
-//!    `externalTrafficPolicy: Local` only uses endpoints on the DNAT-ing node. No
+//!    `externalTrafficPolicy: Local` only uses endpoints on the DNAT-ing node, except
+//!    for pod sources, which kube-proxy short-circuits to every endpoint. No
 //!    endpoint at all → [`Verdict::Refused`] (kube-proxy REJECT); endpoints but none
 //!    local → Deny (kube-proxy DROP); both [`DecidedBy::NoServiceEndpoint`].
 //! 5. SNAT: NodePort and LoadBalancer traffic with `Cluster` is always masqueraded to

@@ -381,10 +381,13 @@ impl<'w, S: Sink<'w>> Run<'w, '_, S> {
                     continue;
                 };
                 let node_name = &w.nodes[node].name;
+                // kube-proxy short-circuits pod traffic to external addresses of a
+                // Local service to all endpoints ("Redirect pods trying to reach
+                // external loadbalancer VIP to clusterIP").
+                let local_only = external && svc.local && w.owner(pkt.src).workload.is_none();
                 let chosen = svc.endpoints.iter().copied().find(|&e| {
                     let ep = &w.endpoints[e];
-                    ep.ip_of_family(v6).is_some()
-                        && !(external && svc.local && ep.node != *node_name)
+                    ep.ip_of_family(v6).is_some() && !(local_only && ep.node != *node_name)
                 });
                 if S::ON {
                     self.sink
