@@ -1039,3 +1039,68 @@ fn local_service_short_circuits_pod_traffic(#[case] from: &str, #[case] expected
         assert_eq!(d.final_dst_ip, ip("10.244.0.20"));
     }
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn rich_world() -> World {
+        let extra = seed0_yaml()
+            + &nodeport_service("Local")
+            + &lb_service("Cluster")
+            + &hep("node1-eth0", "node1", "eth0", NODE1, "role: host", "")
+            + &hep("node2-any", "node2", "*", NODE2, "role: host", "projectcalico-default-allow")
+            + &gnp(
+                "untracked",
+                "  selector: role == 'host'\n  doNotTrack: true\n  applyOnForward: true\n  types: [Ingress]\n  ingress: [{action: Allow, protocol: TCP, destination: {ports: [8000]}}]\n",
+            )
+            + &gnp(
+                "prednat",
+                "  selector: role == 'host'\n  preDNAT: true\n  applyOnForward: true\n  ingress: [{action: Deny, protocol: UDP}, {action: Pass}]\n",
+            )
+            + &np(
+                "default",
+                "server-in",
+                "  selector: app == 'server'\n  ingress:\n    - {action: Allow, protocol: TCP, destination: {ports: [http]}}\n    - {action: Deny, source: {notSelector: app == 'client'}}\n",
+            );
+        world(&extra)
+    }
+
+    const ADDRS: &[&str] = &[
+        NODE1,
+        NODE2,
+        OUTSIDE,
+        "10.244.0.10",
+        "10.244.0.20",
+        "10.244.1.10",
+        "10.96.0.50",
+        "10.96.0.70",
+        "198.51.100.80",
+        "192.0.2.55",
+        "fd00::20",
+    ];
+
+    proptest! {
+        #[test]
+        fn fast_and_full_agree_and_never_panic(
+            src in 0usize..ADDRS.len() + 3,
+            dst in 0usize..ADDRS.len(),
+            proto in 0usize..4,
+            port in prop::sample::select(vec![22u16, 53, 80, 179, 8000, 8080, 30080, 31024, 65535]),
+        ) {
+            let w = rich_world();
+            let source = if src < ADDRS.len() {
+                FlowSource::Ip(ip(ADDRS[src]))
+            } else {
+                FlowSource::Endpoint(src - ADDRS.len())
+            };
+            let protocol = [Proto::Tcp, Proto::Udp, Proto::Sctp, Proto::Icmp][proto];
+            let f = Flow::new(source, ip(ADDRS[dst]), protocol, port);
+            let full = evaluate(&w, &f);
+            prop_assert_eq!((full.verdict, full.decided_by), evaluate_fast(&w, &f));
+            let text = explain(&w, &f);
+            prop_assert!(text.contains("Verdict: "));
+            let _ = flow_log_policies(&full);
+        }
+    }
+}
