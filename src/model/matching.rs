@@ -110,10 +110,8 @@ pub(crate) fn evaluate_endpoint<'w, S: Sink<'w>>(
     if class != StageClass::Normal {
         return Outcome::None;
     }
-    for name in &endpoint.profiles {
-        let Some(profile) = world.profiles.get(name) else {
-            continue;
-        };
+    for &pi in &endpoint.profile_refs {
+        let profile = &world.profiles[pi];
         if S::ON {
             sink.step(Step::Profile {
                 name: &profile.name,

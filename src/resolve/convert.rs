@@ -90,6 +90,7 @@ pub(super) fn build(inv: &Inventory) -> World {
         .map(|n| n.name.clone())
         .unwrap_or_default();
 
+    let mut profile_map: BTreeMap<String, Profile> = BTreeMap::new();
     // Namespaces and service accounts → profiles.
     let mut ns_labels: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     let mut sa_labels: BTreeMap<(String, String), BTreeMap<String, String>> = BTreeMap::new();
@@ -130,7 +131,7 @@ pub(super) fn build(inv: &Inventory) -> World {
             ..Rule::default()
         }];
         let name = format!("kns.{ns}");
-        world.profiles.insert(
+        profile_map.insert(
             name.clone(),
             Profile {
                 name,
@@ -147,7 +148,7 @@ pub(super) fn build(inv: &Inventory) -> World {
             .collect();
         apply.insert(format!("pcsa.{LABEL_NAME}"), sa.clone());
         let name = format!("ksa.{ns}.{sa}");
-        world.profiles.insert(
+        profile_map.insert(
             name.clone(),
             Profile {
                 name,
@@ -161,7 +162,7 @@ pub(super) fn build(inv: &Inventory) -> World {
         action: Some(Action::Allow),
         ..Rule::default()
     }];
-    world.profiles.insert(
+    profile_map.insert(
         DEFAULT_ALLOW_PROFILE.to_string(),
         Profile {
             name: DEFAULT_ALLOW_PROFILE.to_string(),
@@ -189,7 +190,7 @@ pub(super) fn build(inv: &Inventory) -> World {
         let profiles = vec![format!("kns.{ns}"), format!("ksa.{ns}.{sa}")];
         let inherited = profiles
             .iter()
-            .filter_map(|p| world.profiles.get(p))
+            .filter_map(|p| profile_map.get(p))
             .map(|p| p.labels_to_apply.clone())
             .collect();
         let ips = pod_ips(r);
@@ -228,6 +229,7 @@ pub(super) fn build(inv: &Inventory) -> World {
             labels,
             inherited,
             profiles,
+            profile_refs: vec![],
             named_ports,
             interface: None,
             plans: Plans::default(),
@@ -265,7 +267,7 @@ pub(super) fn build(inv: &Inventory) -> World {
             .collect();
         let inherited = profiles
             .iter()
-            .filter_map(|p| world.profiles.get(p))
+            .filter_map(|p| profile_map.get(p))
             .map(|p| p.labels_to_apply.clone())
             .collect();
         world.endpoints.push(Endpoint {
@@ -278,6 +280,7 @@ pub(super) fn build(inv: &Inventory) -> World {
             labels: r.metadata.labels(),
             inherited,
             profiles,
+            profile_refs: vec![],
             named_ports,
             interface: h
                 .interface_name
@@ -304,7 +307,7 @@ pub(super) fn build(inv: &Inventory) -> World {
         let namespace = if r.kind == Kind::NetworkSet {
             let ns = r.key().namespace.unwrap_or_default();
             labels.insert(LABEL_NAMESPACE.into(), ns.clone());
-            if let Some(p) = world.profiles.get(&format!("kns.{ns}")) {
+            if let Some(p) = profile_map.get(&format!("kns.{ns}")) {
                 inherited.push(p.labels_to_apply.clone());
             }
             Some(ns)
@@ -476,9 +479,20 @@ pub(super) fn build(inv: &Inventory) -> World {
         });
     }
 
-    // Indexes: endpoint → node, address → owners, node → eth0 HEP.
+    world.profiles = profile_map.into_values().collect();
+    // Indexes: endpoint → node and profiles, address → owners, node → eth0 HEP.
     for e in &mut world.endpoints {
         e.node_index = world.nodes.iter().position(|n| n.name == e.node);
+        e.profile_refs = e
+            .profiles
+            .iter()
+            .filter_map(|name| {
+                world
+                    .profiles
+                    .binary_search_by(|p| p.name.as_str().cmp(name))
+                    .ok()
+            })
+            .collect();
     }
     let mut index: BTreeMap<IpAddr, IpOwner> = BTreeMap::new();
     for (i, n) in world.nodes.iter().enumerate() {
@@ -543,7 +557,7 @@ pub(super) fn build(inv: &Inventory) -> World {
                 .for_each(mark);
         }
     }
-    for p in world.profiles.values_mut() {
+    for p in &mut world.profiles {
         p.ingress
             .iter_mut()
             .chain(p.egress.iter_mut())

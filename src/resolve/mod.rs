@@ -50,7 +50,8 @@ pub struct World {
     pub network_sets: Vec<NetworkSet>,
     /// Sorted as Felix sorts them (§1.4, §4.1); policies inside sorted too.
     pub tiers: Vec<Tier>,
-    pub profiles: BTreeMap<String, Profile>,
+    /// Sorted by name; see [`World::profile`].
+    pub profiles: Vec<Profile>,
     /// Sorted by (namespace, name).
     pub services: Vec<Service>,
     /// Every distinct rule selector (by canonical text), with its members.
@@ -112,6 +113,8 @@ pub struct Endpoint {
     /// `labelsToApply` of the parent profiles, in profile order (own labels win).
     pub inherited: Vec<BTreeMap<String, String>>,
     pub profiles: Vec<String>,
+    /// `profiles` resolved to indexes into [`World::profiles`] (missing ones left out).
+    pub profile_refs: Vec<usize>,
     pub named_ports: Vec<NamedPort>,
     /// HEP only: the interface (`"*"` for all, `None` when bound by expectedIPs).
     pub interface: Option<String>,
@@ -552,6 +555,14 @@ impl World {
     /// A workload by `ns/name` or a HEP by name.
     pub fn endpoint_by_name(&self, name: &str) -> Option<usize> {
         self.endpoints.iter().position(|e| e.display_name() == name)
+    }
+
+    /// A profile by name.
+    pub fn profile(&self, name: &str) -> Option<&Profile> {
+        self.profiles
+            .binary_search_by(|p| p.name.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.profiles[i])
     }
 
     pub fn policy(&self, tier: usize, policy: usize) -> &Policy {
