@@ -127,12 +127,10 @@ fn baseline_ip_batch(pods: usize) -> Duration {
     }
     ip_batch(None, &adds);
     let mut f = String::from("link set lo up\naddress add 169.254.1.1/32 dev lo\n");
-    for (i, n) in p.nodes.iter().enumerate() {
+    for (i, ns) in node_ns.iter().enumerate() {
         f.push_str(&format!(
-            "link add node{i} type veth peer name eth0 netns {}\nlink set node{i} up\n",
-            node_ns[i]
+            "link add node{i} type veth peer name eth0 netns {ns}\nlink set node{i} up\n"
         ));
-        let _ = n;
     }
     ip_batch(Some(&fabric), &f);
     for (i, n) in p.nodes.iter().enumerate() {

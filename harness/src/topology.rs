@@ -226,8 +226,8 @@ impl Cluster {
 
         // Phase 2: links, addresses, routes.
         let t1 = Instant::now();
-        wire_fabric_and_nodes(plan, &fabric, &fabric_h, &nodes, v6).await?;
-        wire_outside(plan, &fabric_h, &outside, plan.nodes.len(), v6).await?;
+        wire_fabric_and_nodes(plan, &fabric_h, &nodes, v6).await?;
+        wire_outside(plan, &fabric_h, &outside, v6).await?;
         let node_index: BTreeMap<&str, usize> = plan
             .nodes
             .iter()
@@ -665,7 +665,6 @@ fn fabric_outside_port(plan: &LabPlan, k: usize) -> u32 {
 
 async fn wire_fabric_and_nodes(
     plan: &LabPlan,
-    fabric: &NetNs,
     fh: &Handle,
     nodes: &[(NetNs, Handle)],
     v6: bool,
@@ -741,7 +740,6 @@ async fn wire_fabric_and_nodes(
             add_route(fh, net, port, Some(via(&net)), &what).await?;
         }
     }
-    let _ = fabric;
     Ok(())
 }
 
@@ -749,7 +747,6 @@ async fn wire_outside(
     plan: &LabPlan,
     fh: &Handle,
     hosts: &[(NetNs, Handle)],
-    _node_count: usize,
     v6: bool,
 ) -> Result<(), TopologyError> {
     for (k, (_, (ns, _))) in plan.outside.iter().zip(hosts).enumerate() {

@@ -481,9 +481,8 @@ fn split_documents(text: &str) -> Vec<(u32, &str)> {
     let mut pieces = Vec::new();
     let mut start = 0usize;
     let mut start_line = 0u32;
-    let mut line_no = 0u32;
     let mut pos = 0usize;
-    for line in text.split_inclusive('\n') {
+    for (line_no, line) in (0u32..).zip(text.split_inclusive('\n')) {
         let trimmed = line.trim_end_matches(['\n', '\r']);
         let is_marker =
             trimmed == "---" || trimmed.starts_with("--- ") || trimmed.starts_with("---\t");
@@ -493,7 +492,6 @@ fn split_documents(text: &str) -> Vec<(u32, &str)> {
             start_line = line_no;
         }
         pos += line.len();
-        line_no += 1;
     }
     if start < text.len() || pieces.is_empty() {
         pieces.push((start_line, &text[start..]));
