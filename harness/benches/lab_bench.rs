@@ -227,8 +227,12 @@ async fn bench_nflog(runs: usize) {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing of ours.
-    if std::env::args().any(|a| a == "--list") {
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary
+    // without it, and then it only says how to run it.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!(
+            "lab_bench: run it with `cargo bench -p policylab-harness --bench lab_bench` (as root)"
+        );
         return;
     }
     // SAFETY: geteuid has no preconditions.
