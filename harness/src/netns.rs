@@ -487,6 +487,9 @@ fn install_signal_cleanup() -> Result<(), NetnsError> {
         .map_err(|m| NetnsError::io(m, io::Error::other("signal handling unavailable")))
 }
 
+/// One result of [`Lab::create_many`], filled in by whichever helper thread made it.
+type Slot<T, E> = Mutex<Option<Result<(NetNs, T), E>>>;
+
 struct LabInner {
     run: RunId,
     label: String,
@@ -594,7 +597,6 @@ impl Lab {
             validate_label(s).map_err(E::from)?;
         }
         let names: Vec<String> = shorts.iter().map(|s| self.name_for(s)).collect();
-        type Slot<T, E> = Mutex<Option<Result<(NetNs, T), E>>>;
         let slots: Vec<Slot<T, E>> = names.iter().map(|_| Mutex::new(None)).collect();
         let next = AtomicUsize::new(0);
         let threads = threads.clamp(1, names.len().max(1));
@@ -671,16 +673,17 @@ impl Lab {
     /// The thread stays in the new namespace.
     fn make_here(&self, name: &str) -> Result<NetNs, NetnsError> {
         let path = Path::new(NETNS_DIR).join(name);
-        // Register first, so that every exit path removes the file.
-        self.inner.names().push(name.to_string());
-        live_names().insert(name.to_string());
+        // The file is ours only if we created it (O_EXCL); register it right away, so
+        // that every exit path removes it.
         OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
-            .mode(0o0)
+            .mode(0o000)
             .open(&path)
             .map_err(|e| NetnsError::io(format!("creating {}", path.display()), e))?;
+        self.inner.names().push(name.to_string());
+        live_names().insert(name.to_string());
         unshare(CloneFlags::CLONE_NEWNET).map_err(|e| {
             NetnsError::io(
                 "unshare(CLONE_NEWNET) (needs root or CAP_SYS_ADMIN)",

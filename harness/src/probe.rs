@@ -17,7 +17,7 @@
 //! caller's group in the source namespace; the topology sets it in every namespace.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -643,14 +643,6 @@ fn parse_response(buf: &[u8]) -> Option<HttpAnswer> {
         server,
         client,
     })
-}
-
-/// The unspecified address of a target's family.
-pub fn unspecified_like(target: IpAddr) -> IpAddr {
-    match target {
-        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-    }
 }
 
 #[cfg(test)]

@@ -258,13 +258,13 @@ async fn serve_http(mut stream: tokio::net::TcpStream, peer: SocketAddr, name: A
         };
         let response = match head_end.map(|end| parse_request_head(&buf[..end])) {
             Some(Ok(head)) => {
-                let body = format!("server={name}\nclient={peer}\n");
+                let full = format!("server={name}\nclient={peer}\n");
+                let len = full.len();
                 let body = if head.method == "HEAD" {
-                    String::new()
+                    ""
                 } else {
-                    body
+                    full.as_str()
                 };
-                let len = format!("server={name}\nclient={peer}\n").len();
                 format!(
                     "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n{body}"
                 )

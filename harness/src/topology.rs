@@ -11,7 +11,8 @@
 //! - each node: `eth0` with the node's /32 (/128) and [`NODE_LINK_LOCAL_V6`], a link
 //!   route to the gateway and default routes through the fabric; per pod a `cali…`
 //!   interface (created together with the pod's `eth0` in one RTM_NEWLINK whose peer is
-//!   put straight into the pod namespace) with `proxy_arp=1`, `proxy_delay=0`,
+//!   put straight into the pod namespace) with `proxy_arp=1` (inherited from the
+//!   node's `conf/default`, switched off again on `eth0` and extra interfaces), `proxy_delay=0`,
 //!   [`GATEWAY_V6`], and a /32 (/128) route to the pod; forwarding on;
 //! - each pod: `eth0` with its /32 (/128), a link route to [`GATEWAY_V4`] and default
 //!   routes via [`GATEWAY_V4`] and [`GATEWAY_V6`], as Calico configures pods;
@@ -19,7 +20,7 @@
 //!   the fabric.
 //!
 //! Every namespace gets `lo` up, `ping_group_range` open (ping sockets for ICMP probes)
-//! and, when the plan has IPv6, DAD off. Netlink work uses one rtnetlink connection per
+//! and, when the plan has IPv6, DAD off (IPv6 off when it has none). Netlink work uses one rtnetlink connection per
 //! namespace, opened on the thread that made the namespace; links are checked for
 //! carrier (LOWER_UP and RUNNING) before the build returns.
 
@@ -225,8 +226,8 @@ impl Cluster {
 
         // Phase 2: links, addresses, routes.
         let t1 = Instant::now();
-        wire_fabric_and_nodes(plan, &fabric, &fabric_h, &nodes, v6).await?;
-        wire_outside(plan, &fabric_h, &outside, plan.nodes.len(), v6).await?;
+        wire_fabric_and_nodes(plan, &fabric_h, &nodes, v6).await?;
+        wire_outside(plan, &fabric_h, &outside, v6).await?;
         let node_index: BTreeMap<&str, usize> = plan
             .nodes
             .iter()
@@ -252,20 +253,25 @@ impl Cluster {
         .await?;
         let t_links = t1.elapsed();
 
-        // Phase 3: per-interface sysctls of the pod host interfaces.
+        // Phase 3: per-interface sysctls: proxy_delay 0 on pod host interfaces (there
+        // is no per-namespace default for it), proxy ARP off on the other interfaces.
         let t2 = Instant::now();
         let mut sysctl_jobs = Vec::new();
         for (ni, n) in plan.nodes.iter().enumerate() {
-            let ifaces: Vec<String> = plan
+            let cali: Vec<String> = plan
                 .pods_on(&n.name)
                 .map(|p| p.host_iface.clone())
                 .collect();
+            let mut others = vec![UPLINK_IFACE.to_string()];
+            others.extend(n.interfaces.iter().cloned());
             let ns = nodes[ni].0.clone();
             sysctl_jobs.push(async move {
                 ns.run_async(move || -> Result<(), NetnsError> {
-                    for i in &ifaces {
-                        write_sysctl(&format!("ipv4/conf/{i}/proxy_arp"), "1")?;
+                    for i in &cali {
                         write_sysctl(&format!("ipv4/neigh/{i}/proxy_delay"), "0")?;
+                    }
+                    for i in &others {
+                        write_sysctl(&format!("ipv4/conf/{i}/proxy_arp"), "0")?;
                     }
                     Ok(())
                 })
@@ -465,6 +471,16 @@ fn init_namespace(role: Role, v6: bool) -> Result<(), TopologyError> {
     if v6 {
         write_sysctl("ipv6/conf/all/accept_dad", "0")?;
         write_sysctl("ipv6/conf/default/accept_dad", "0")?;
+    } else if std::path::Path::new("/proc/sys/net/ipv6").exists() {
+        // An IPv4-only lab spares the kernel IPv6 autoconfiguration (link-local
+        // addresses, DAD, router solicitations) on every one of its interfaces.
+        write_sysctl("ipv6/conf/all/disable_ipv6", "1")?;
+        write_sysctl("ipv6/conf/default/disable_ipv6", "1")?;
+    }
+    if role == Role::Node {
+        // Every pod host interface is created with proxy ARP on (Calico's setting);
+        // the uplink and extra interfaces get it switched off again.
+        write_sysctl("ipv4/conf/default/proxy_arp", "1")?;
     }
     if matches!(role, Role::Fabric | Role::Node) {
         write_sysctl("ipv4/ip_forward", "1")?;
@@ -649,7 +665,6 @@ fn fabric_outside_port(plan: &LabPlan, k: usize) -> u32 {
 
 async fn wire_fabric_and_nodes(
     plan: &LabPlan,
-    fabric: &NetNs,
     fh: &Handle,
     nodes: &[(NetNs, Handle)],
     v6: bool,
@@ -725,7 +740,6 @@ async fn wire_fabric_and_nodes(
             add_route(fh, net, port, Some(via(&net)), &what).await?;
         }
     }
-    let _ = fabric;
     Ok(())
 }
 
@@ -733,7 +747,6 @@ async fn wire_outside(
     plan: &LabPlan,
     fh: &Handle,
     hosts: &[(NetNs, Handle)],
-    _node_count: usize,
     v6: bool,
 ) -> Result<(), TopologyError> {
     for (k, (_, (ns, _))) in plan.outside.iter().zip(hosts).enumerate() {

@@ -160,11 +160,8 @@ async fn sigkill_child_builds_and_waits() {
     drop(cluster);
 }
 
-#[test]
-fn sigkilled_runs_are_swept() {
-    if !kernel_ready("sigkilled_runs_are_swept") {
-        return;
-    }
+/// Starts the child that builds a lab and waits; returns it with its namespace names.
+fn spawn_lab_child() -> (std::process::Child, Vec<String>) {
     let exe = std::env::current_exe().expect("test binary");
     let mut child = Command::new(exe)
         .args([
@@ -196,6 +193,15 @@ fn sigkilled_runs_are_swept() {
     for n in &names {
         assert!(listed.contains(n), "{n} missing while the child lives");
     }
+    (child, names)
+}
+
+#[test]
+fn sigkilled_runs_are_swept() {
+    if !kernel_ready("sigkilled_runs_are_swept") {
+        return;
+    }
+    let (mut child, names) = spawn_lab_child();
     // SIGKILL: no destructor, no signal handler runs.
     child.kill().expect("kill child");
     child.wait().expect("reap child");
@@ -207,5 +213,25 @@ fn sigkilled_runs_are_swept() {
     let listed = netns_names();
     for n in &names {
         assert!(!listed.contains(n), "{n} not swept");
+    }
+}
+
+#[test]
+fn sigterm_and_sigint_clean_up_before_exit() {
+    if !kernel_ready("sigterm_and_sigint_clean_up_before_exit") {
+        return;
+    }
+    for sig in [libc::SIGTERM, libc::SIGINT] {
+        let (mut child, names) = spawn_lab_child();
+        let pid = i32::try_from(child.id()).expect("pid");
+        // SAFETY: signalling our own child by its pid.
+        assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+        let status = child.wait().expect("reap child");
+        assert!(!status.success());
+        // No sweep here: the child's own handler removed everything.
+        let listed = netns_names();
+        for n in &names {
+            assert!(!listed.contains(n), "{n} left behind after signal {sig}");
+        }
     }
 }

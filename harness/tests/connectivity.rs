@@ -155,5 +155,63 @@ async fn pods_nodes_and_outside_hosts_reach_each_other() {
         assert!(o.elapsed < Duration::from_millis(500), "{spec:?}: {o:?}");
     }
 
+    // Calico's per-interface settings on the node, read from inside the node.
+    let node1 = cluster.node("node-1").expect("node-1").clone();
+    let cali = cluster
+        .plan()
+        .pod("default", "a")
+        .expect("a")
+        .host_iface
+        .clone();
+    let read = |rel: String| {
+        node1
+            .run(move || policylab_harness::netns::read_sysctl(&rel))
+            .expect("enter node")
+            .expect("read sysctl")
+    };
+    assert_eq!(read(format!("ipv4/conf/{cali}/proxy_arp")), "1");
+    assert_eq!(read(format!("ipv4/neigh/{cali}/proxy_delay")), "0");
+    assert_eq!(read("ipv4/conf/eth0/proxy_arp".into()), "0");
+    assert_eq!(read("ipv4/conf/eth1/proxy_arp".into()), "0");
+    assert_eq!(read("ipv4/ip_forward".into()), "1");
+
+    cluster.teardown().expect("teardown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv4_only_lab_with_load_balancer_route() {
+    if !kernel_ready("ipv4_only_lab_with_load_balancer_route") {
+        return;
+    }
+    use policylab::lab::{LabPlan, NodePlan, OutsideHostPlan, PodPlan, ServerSpec};
+    let plan = LabPlan::builder("v4only")
+        .node(NodePlan::new("n1", "172.18.0.21".parse().expect("v4")))
+        .node(NodePlan::new("n2", "172.18.0.22".parse().expect("v4")))
+        .pod(
+            PodPlan::new("prod", "web", "n2", "10.244.9.5".parse().expect("v4"))
+                .with_server(ServerSpec::tcp(8080)),
+        )
+        .outside(OutsideHostPlan::new("client", ip("203.0.113.9")))
+        .load_balancer(ip("198.51.100.80"), "n2")
+        .build()
+        .expect("plan");
+    let cluster = Cluster::build(&plan, &BuildOptions::default())
+        .await
+        .expect("build");
+    let client = cluster.outside_host("client").expect("client").clone();
+    let o = probe(&client, &ProbeSpec::http(ip("10.244.9.5"), 8080), None)
+        .await
+        .expect("probe");
+    assert_eq!(o.outcome, Outcome::Connected, "{o:?}");
+    assert_eq!(o.server.as_deref(), Some("prod/web"));
+    assert_eq!(o.client_ip(), Some(ip("203.0.113.9")));
+    // The fabric routes the load-balancer address to n2.
+    let fabric = cluster.fabric().clone();
+    let routes = std::process::Command::new("ip")
+        .args(["-n", fabric.name(), "route", "show", "198.51.100.80"])
+        .output()
+        .expect("ip route");
+    let routes = String::from_utf8_lossy(&routes.stdout);
+    assert!(routes.contains("via 172.18.0.22"), "{routes}");
     cluster.teardown().expect("teardown");
 }
