@@ -554,6 +554,42 @@ impl<'w, S: Sink<'w>> Run<'w, '_, S> {
         result
     }
 
+    /// The applyOnForward stage of a host endpoint in one direction (a deny ends
+    /// the flow).
+    fn forward_gate(
+        &mut self,
+        node: usize,
+        hep: usize,
+        dir: Direction,
+        pkt: Packet,
+    ) -> Result<bool, Core<'w>> {
+        let kind = match dir {
+            Direction::Ingress => StageKind::HostForwardIngress,
+            Direction::Egress => StageKind::HostForwardEgress,
+        };
+        self.hep_gate(kind, node, hep, StageClass::Forward, dir, pkt)
+    }
+
+    /// A forwarded packet leaving through a host endpoint: its forward egress
+    /// stage, then the reply that will come back through the same endpoint.
+    fn forward_out(
+        &mut self,
+        node: usize,
+        hep: usize,
+        pkt: Packet,
+        notracked: bool,
+    ) -> Result<(), Core<'w>> {
+        self.forward_gate(node, hep, Direction::Egress, pkt)?;
+        self.push_reply(ReplyCheck {
+            node,
+            hep,
+            arrives: true,
+            pkt,
+            notracked,
+        });
+        Ok(())
+    }
+
     /// Runs a HEP stage; a deny ends the flow. Returns whether it allowed.
     #[allow(clippy::too_many_arguments)]
     fn hep_gate(
@@ -598,21 +634,7 @@ impl<'w, S: Sink<'w>> Run<'w, '_, S> {
             }
             _ => {
                 if let Some(hep) = self.hep_for(node, "eth0") {
-                    self.hep_gate(
-                        StageKind::HostForwardEgress,
-                        node,
-                        hep,
-                        StageClass::Forward,
-                        Direction::Egress,
-                        pkt,
-                    )?;
-                    self.push_reply(ReplyCheck {
-                        node,
-                        hep,
-                        arrives: true,
-                        pkt,
-                        notracked: false,
-                    });
+                    self.forward_out(node, hep, pkt, false)?;
                 }
                 self.apply_snat(node, &mut pkt);
                 self.leave(node, pkt)
@@ -734,14 +756,7 @@ impl<'w, S: Sink<'w>> Run<'w, '_, S> {
             Loc::Pod(dst, n) if n == node => {
                 if let Some(hep) = hep {
                     if !accepted {
-                        self.hep_gate(
-                            StageKind::HostForwardIngress,
-                            node,
-                            hep,
-                            StageClass::Forward,
-                            Direction::Ingress,
-                            pkt,
-                        )?;
+                        self.forward_gate(node, hep, Direction::Ingress, pkt)?;
                     }
                 }
                 self.apply_snat(node, &mut pkt);
@@ -756,30 +771,9 @@ impl<'w, S: Sink<'w>> Run<'w, '_, S> {
             _ => {
                 if let Some(hep) = hep {
                     if !accepted {
-                        self.hep_gate(
-                            StageKind::HostForwardIngress,
-                            node,
-                            hep,
-                            StageClass::Forward,
-                            Direction::Ingress,
-                            pkt,
-                        )?;
+                        self.forward_gate(node, hep, Direction::Ingress, pkt)?;
                     }
-                    self.hep_gate(
-                        StageKind::HostForwardEgress,
-                        node,
-                        hep,
-                        StageClass::Forward,
-                        Direction::Egress,
-                        pkt,
-                    )?;
-                    self.push_reply(ReplyCheck {
-                        node,
-                        hep,
-                        arrives: true,
-                        pkt,
-                        notracked,
-                    });
+                    self.forward_out(node, hep, pkt, notracked)?;
                 }
                 self.apply_snat(node, &mut pkt);
                 self.leave(node, pkt)
