@@ -69,6 +69,7 @@
 //!     policy; "no profile matched" adds no entry.
 //! 17. ICMP probes are echo requests (type 8, or 128 for IPv6); replies swap to 0/129.
 
+mod decider;
 mod explain;
 mod matching;
 mod path;
@@ -77,6 +78,7 @@ use std::net::IpAddr;
 
 use crate::resolve::{Action, PolicyId, World};
 
+pub use decider::Decider;
 pub use explain::{explain, flow_log_policies, FlowLogPolicies};
 
 /// Default `FailsafeInboundHostPorts` (§5.6): (protocol number, port).
