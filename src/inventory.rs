@@ -50,6 +50,19 @@ impl Default for ClusterConfig {
     }
 }
 
+impl ClusterConfig {
+    /// The IPv4 pod range of the node at `idx` (0-based, scenario order): the
+    /// (idx+1)-th /24 of `podCIDR`.
+    pub fn node_pod_range_v4(&self, idx: usize) -> Option<Ipv4Net> {
+        self.pod_cidr.subnets(24).ok()?.nth(idx + 1)
+    }
+
+    /// The IPv6 pod range of the node at `idx`: the (idx+1)-th /64 of `podCIDRv6`.
+    pub fn node_pod_range_v6(&self, idx: usize) -> Option<Ipv6Net> {
+        self.pod_cidr_v6?.subnets(64).ok()?.nth(idx + 1)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeDef {
     pub name: String,

@@ -374,6 +374,30 @@ pub fn evaluate<'w>(world: &'w World, flow: &Flow) -> Decision<'w> {
     }
 }
 
+/// The node an outside client's packet to load-balancer address `lb` arrives at
+/// (decision 6): the first node (scenario order) for `externalTrafficPolicy: Cluster`,
+/// the first node hosting an endpoint for `Local` (the first node when none does).
+/// `None` when no LoadBalancer service has that address or there is no node.
+pub fn lb_arrival_node(world: &World, lb: IpAddr) -> Option<usize> {
+    let svc = world
+        .services
+        .iter()
+        .find(|s| s.load_balancer_ip == Some(lb))?;
+    if world.nodes.is_empty() {
+        return None;
+    }
+    if svc.local {
+        let n = world.nodes.iter().position(|n| {
+            svc.endpoints
+                .iter()
+                .any(|&e| world.endpoints[e].node == n.name)
+        });
+        Some(n.unwrap_or(0))
+    } else {
+        Some(0)
+    }
+}
+
 /// Verdict and decider only; does not allocate.
 pub fn evaluate_fast<'w>(world: &'w World, flow: &Flow) -> (Verdict, DecidedBy<'w>) {
     let core = path::run(world, flow, &mut path::NoSink);

@@ -243,28 +243,7 @@ impl<'w, S: Sink<'w>> Run<'w, '_, S> {
     fn receiving_node(&self, pkt: Packet) -> Option<usize> {
         match self.locate(pkt.dst) {
             Loc::Pod(_, n) | Loc::Host(n) => Some(n),
-            Loc::Outside => {
-                let svc = self
-                    .w
-                    .services
-                    .iter()
-                    .find(|s| s.load_balancer_ip == Some(pkt.dst))?;
-                if self.w.nodes.is_empty() {
-                    return None;
-                }
-                if svc.local {
-                    // Decision: an LB address with externalTrafficPolicy Local is
-                    // announced by the first node (scenario order) with a local endpoint.
-                    let n = self.w.nodes.iter().position(|n| {
-                        svc.endpoints
-                            .iter()
-                            .any(|&e| self.w.endpoints[e].node == n.name)
-                    });
-                    Some(n.unwrap_or(0))
-                } else {
-                    Some(0)
-                }
-            }
+            Loc::Outside => super::lb_arrival_node(self.w, pkt.dst),
         }
     }
 

@@ -82,11 +82,11 @@ impl World {
     }
 
     fn node_range_v4(&self, idx: usize) -> Option<Ipv4Net> {
-        self.cluster.pod_cidr.subnets(24).ok()?.nth(idx + 1)
+        self.cluster.node_pod_range_v4(idx)
     }
 
     fn node_range_v6(&self, idx: usize) -> Option<Ipv6Net> {
-        self.cluster.pod_cidr_v6?.subnets(64).ok()?.nth(idx + 1)
+        self.cluster.node_pod_range_v6(idx)
     }
 
     /// Every address in use and who holds it.

@@ -29,6 +29,10 @@
 //!   interfaces and pod CIDRs are kept sorted; the addresses of an outside host keep the
 //!   order they were given in (the first of each family is the host's primary address).
 
+mod from_states;
+
+pub use from_states::{load_balancer_routes, plan_for_states, FromStatesError};
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
