@@ -442,6 +442,59 @@ impl Cluster {
         &self.timings
     }
 
+    /// Routes load-balancer `address` to node `node` in the fabric, replacing the route
+    /// it had (a patch from `externalTrafficPolicy: Cluster` to `Local` can move it, see
+    /// `lab::load_balancer_routes`). Only the fabric namespace is touched.
+    pub async fn route_load_balancer(
+        &mut self,
+        address: IpAddr,
+        node: &str,
+    ) -> Result<(), TopologyError> {
+        let Some(i) = self.plan.nodes.iter().position(|n| n.name == node) else {
+            return Err(TopologyError::Io {
+                context: format!("routing load balancer {address}"),
+                source: std::io::Error::other(format!("node {node} is not in the lab")),
+            });
+        };
+        let via = match address {
+            IpAddr::V4(_) => IpAddr::V4(self.plan.nodes[i].ipv4),
+            IpAddr::V6(_) => IpAddr::V6(NODE_LINK_LOCAL_V6),
+        };
+        let port = fabric_node_port(i);
+        let rt = tokio::runtime::Handle::current();
+        let fabric = self.fabric.clone();
+        let h = blocking(|| {
+            fabric.run(|| {
+                let _guard = rt.enter();
+                rtnetlink::new_connection().map(|(conn, handle, _)| {
+                    rt.spawn(conn);
+                    handle
+                })
+            })
+        })?
+        .map_err(|e| TopologyError::Io {
+            context: format!("opening a netlink socket in {}", self.fabric.name()),
+            source: e,
+        })?;
+        let what = format!("the fabric (load balancer {address} to node {node})");
+        let msg = route_message(host_net(address), port, Some(via), &what)?;
+        h.route()
+            .add(msg)
+            .replace()
+            .execute()
+            .await
+            .map_err(nl(format!("replacing the route to {address} on {what}")))?;
+        if let Some(lb) = self
+            .plan
+            .load_balancers
+            .iter_mut()
+            .find(|l| l.address == address)
+        {
+            lb.node = node.to_string();
+        }
+        Ok(())
+    }
+
     /// Stops the servers and removes every namespace, reporting the first failure.
     pub fn teardown(mut self) -> Result<(), NetnsError> {
         self.servers.stop();
@@ -559,7 +612,21 @@ async fn add_route(
     via: Option<IpAddr>,
     what: &str,
 ) -> Result<(), TopologyError> {
-    let msg = match (dest, via) {
+    let msg = route_message(dest, oif, via, what)?;
+    h.route().add(msg).execute().await.map_err(nl(format!(
+        "adding route to {dest}{} on {what}",
+        via.map(|g| format!(" via {g}")).unwrap_or_default()
+    )))
+}
+
+/// The route message for [`add_route`] and [`Cluster::route_load_balancer`].
+fn route_message(
+    dest: IpNet,
+    oif: u32,
+    via: Option<IpAddr>,
+    what: &str,
+) -> Result<netlink_packet_route::route::RouteMessage, TopologyError> {
+    Ok(match (dest, via) {
         (IpNet::V4(d), None) => RouteMessageBuilder::<Ipv4Addr>::new()
             .destination_prefix(d.addr(), d.prefix_len())
             .output_interface(oif)
@@ -585,11 +652,7 @@ async fn add_route(
                 source: std::io::Error::other("gateway and destination families differ"),
             })
         }
-    };
-    h.route().add(msg).execute().await.map_err(nl(format!(
-        "adding route to {dest}{} on {what}",
-        via.map(|g| format!(" via {g}")).unwrap_or_default()
-    )))
+    })
 }
 
 fn host_net(a: IpAddr) -> IpNet {

@@ -215,3 +215,45 @@ async fn ipv4_only_lab_with_load_balancer_route() {
     assert!(routes.contains("via 172.18.0.22"), "{routes}");
     cluster.teardown().expect("teardown");
 }
+
+/// `Cluster::route_load_balancer` moves a load-balancer address to another node: before,
+/// the address goes to node-1, which has no DNAT for it (no connection); after, it
+/// goes to node-2, whose DNAT rule sends it to pod c.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_balancer_route_can_move_to_another_node() {
+    if !kernel_ready("a_load_balancer_route_can_move_to_another_node") {
+        return;
+    }
+    let plan = {
+        let mut p = small_plan("lbmove");
+        p.load_balancers.push(policylab::lab::LoadBalancerPlan {
+            address: ip("198.51.100.80"),
+            node: "node-1".into(),
+        });
+        p.normalize();
+        p
+    };
+    let mut cluster = Cluster::build(&plan, &BuildOptions::default())
+        .await
+        .expect("build");
+    let node2 = cluster.node("node-2").expect("node-2").clone();
+    policylab_harness::nft::apply_async(
+        &node2,
+        "table ip lbtest {\n  chain pre {\n    type nat hook prerouting priority -100;\n    ip daddr 198.51.100.80 tcp dport 80 dnat to 10.244.2.10:80\n  }\n}\n",
+    )
+    .await
+    .expect("dnat on node-2");
+    let laptop = cluster.outside_host("laptop").expect("laptop").clone();
+    let spec = ProbeSpec::http(ip("198.51.100.80"), 80).with_timeout(Duration::from_millis(500));
+    let before = probe(&laptop, &spec, None).await.expect("probe");
+    assert_ne!(before.outcome, Outcome::Connected, "{before:?}");
+    cluster
+        .route_load_balancer(ip("198.51.100.80"), "node-2")
+        .await
+        .expect("move the route");
+    let after = probe(&laptop, &spec, None).await.expect("probe");
+    assert_eq!(after.outcome, Outcome::Connected, "{after:?}");
+    assert_eq!(after.http_status, Some(200));
+    assert_eq!(cluster.plan().load_balancers[0].node, "node-2");
+    cluster.teardown().expect("teardown");
+}
