@@ -257,3 +257,51 @@ async fn a_load_balancer_route_can_move_to_another_node() {
     assert_eq!(cluster.plan().load_balancers[0].node, "node-2");
     cluster.teardown().expect("teardown");
 }
+
+/// `fail:` makes an outside host stop answering (probes time out, nothing is refused);
+/// `recover:` makes it answer again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outside_host_can_fail_and_recover() {
+    if !kernel_ready("an_outside_host_can_fail_and_recover") {
+        return;
+    }
+    let cluster = Cluster::build(&small_plan("fail"), &BuildOptions::default())
+        .await
+        .expect("build");
+    let a = cluster.pod("default", "a").expect("a").clone();
+    let spec = ProbeSpec::http(ip("198.51.100.7"), 80).with_timeout(Duration::from_millis(300));
+    let udp = ProbeSpec::udp(ip("198.51.100.7"), 53).with_timeout(Duration::from_millis(300));
+    assert_eq!(
+        probe(&a, &spec, None).await.expect("probe").outcome,
+        Outcome::Connected
+    );
+    cluster
+        .set_outside_failed("laptop", true)
+        .await
+        .expect("fail");
+    cluster
+        .set_outside_failed("laptop", true)
+        .await
+        .expect("fail twice");
+    assert_eq!(
+        probe(&a, &spec, None).await.expect("probe").outcome,
+        Outcome::TimedOut
+    );
+    assert_eq!(
+        probe(&a, &udp, None).await.expect("probe").outcome,
+        Outcome::TimedOut
+    );
+    cluster
+        .set_outside_failed("laptop", false)
+        .await
+        .expect("recover");
+    assert_eq!(
+        probe(&a, &spec, None).await.expect("probe").outcome,
+        Outcome::Connected
+    );
+    cluster
+        .set_outside_failed("laptop", false)
+        .await
+        .expect("recover twice");
+    cluster.teardown().expect("teardown");
+}
