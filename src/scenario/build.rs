@@ -18,7 +18,7 @@ use crate::diag::Span;
 use crate::inventory::{
     ClusterConfig, NodeDef, OutsideHost, PortDef, ServedFile, IP_ADDRS_ANNOTATION, L4,
 };
-use crate::manifest::{load_document, Body, Kind};
+use crate::manifest::{load_document, load_document_in, Body, Kind};
 use crate::yaml::{from_node, parse_stream, Document, Node, Origin, Style, Value};
 
 const VERBS: &[&str] = &[
@@ -1302,11 +1302,15 @@ impl Loader<'_> {
         docs: Vec<Document>,
         create: bool,
         span: Span,
-        _step: bool,
+        from_text: bool,
     ) -> Vec<Resource> {
         let mut out = Vec::new();
         for d in docs {
-            let Some(res) = load_document(&d, self.diags) else {
+            // Documents read from text (a manifest file, or inline in the scenario)
+            // get the text of their file, so that a problem inside a multi-line
+            // string (a selector's bad character) is placed exactly.
+            let text = from_text.then(|| self.sources.text(d.span.file));
+            let Some(res) = load_document_in(&d, text, self.diags) else {
                 continue;
             };
             if let Some(r) = self.admit(res, Some(d.root), create, span) {
@@ -1742,7 +1746,8 @@ impl Loader<'_> {
         let before = self.diags.error_count();
         let (docs, mut refs) = self.manifest_docs(v, true);
         for d in &docs {
-            if let Some(r) = load_document(d, self.diags) {
+            let text = self.sources.text(d.span.file);
+            if let Some(r) = load_document_in(d, Some(text), self.diags) {
                 refs.push((r.key(), r.metadata.name.as_ref().map_or(r.span, |n| n.span)));
             }
         }
