@@ -18,21 +18,9 @@ use crate::diag::Span;
 use crate::inventory::{
     ClusterConfig, NodeDef, OutsideHost, PortDef, ServedFile, IP_ADDRS_ANNOTATION, L4,
 };
-use crate::manifest::{load_document, Body, Kind};
+use crate::manifest::{load_document, load_document_in, Body, Kind};
 use crate::yaml::{from_node, parse_stream, Document, Node, Origin, Style, Value};
 
-const TOP_KEYS: &[&str] = &["name", "description", "vars", "cluster", "outside", "steps"];
-const CLUSTER_KEYS: &[&str] = &[
-    "podCIDR",
-    "podCIDRv6",
-    "serviceCIDR",
-    "loadBalancerCIDR",
-    "nodes",
-    "namespaces",
-    "serviceAccounts",
-    "pods",
-    "services",
-];
 const VERBS: &[&str] = &[
     "apply", "create", "delete", "patch", "probe", "matrix", "serve", "advance", "fail", "recover",
 ];
@@ -308,6 +296,8 @@ impl Lookup for Ctx<'_> {
 }
 
 struct Loader<'a> {
+    /// What the structural check rejected: skipped here (already reported).
+    checked: super::schema::Checked,
     sources: &'a mut Sources,
     diags: &'a mut Diagnostics,
     file: FileId,
@@ -332,7 +322,7 @@ pub(super) fn load(
     diags.extend(ds);
     let doc = doc?;
     let root = &doc.root;
-    let Some(map) = root.as_map() else {
+    if root.as_map().is_none() {
         diags.error(
             root.span,
             format!(
@@ -341,20 +331,10 @@ pub(super) fn load(
             ),
         );
         return None;
-    };
-    for (k, _) in map {
-        let key = k.scalar_text().unwrap_or_default();
-        if !TOP_KEYS.contains(&key) {
-            diags.error(
-                k.span,
-                format!(
-                    "unknown key `{key}` (expected one of: {})",
-                    one_of(TOP_KEYS)
-                ),
-            );
-        }
     }
+    let checked = super::schema::check(root, diags);
     let name = match root.get("name") {
+        Some(_) if checked.rejected("name") => String::new(),
         None => {
             diags.error(root.span, "missing `name`: every scenario needs a name");
             String::new()
@@ -376,18 +356,21 @@ pub(super) fn load(
             }
         },
     };
-    let description = root.get("description").and_then(|d| {
-        let s = d.as_str().map(str::to_string);
-        if s.is_none() && !d.is_null() {
-            diags.error(
-                d.span,
-                format!("`description` must be text, found {}", d.describe()),
-            );
-        }
-        s
-    });
+    let description = root
+        .get("description")
+        .filter(|_| !checked.rejected("description"))
+        .and_then(|d| {
+            let s = d.as_str().map(str::to_string);
+            if s.is_none() && !d.is_null() {
+                diags.error(
+                    d.span,
+                    format!("`description` must be text, found {}", d.describe()),
+                );
+            }
+            s
+        });
     let mut vars = BTreeMap::new();
-    if let Some(v) = root.get("vars") {
+    if let Some(v) = root.get("vars").filter(|_| !checked.rejected("vars")) {
         match v.as_map() {
             Some(entries) => {
                 for (k, val) in entries {
@@ -428,6 +411,7 @@ pub(super) fn load(
         }
     }
     let mut ld = Loader {
+        checked,
         sources,
         diags,
         file,
@@ -460,8 +444,8 @@ pub(super) fn load(
         ),
         Some(s) => match s.as_seq() {
             Some(items) => {
-                for item in items {
-                    if let Some(step) = ld.step(item) {
+                for (i, item) in items.iter().enumerate() {
+                    if let Some(step) = ld.step(item, i) {
                         steps.push(Spanned::new(item.span, step));
                         states.push(ld.world.inventory());
                     }
@@ -662,29 +646,38 @@ impl Loader<'_> {
         }
     }
 
+    /// The entries of a list of the file at `path` that the structural check
+    /// accepted (none when the list itself was rejected).
+    fn entries<'n>(&self, n: Option<&'n Node>, path: &str) -> Vec<&'n Node> {
+        if self.checked.broken(path) {
+            return Vec::new();
+        }
+        let items = n.and_then(Node::as_seq).unwrap_or_default();
+        items
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.checked.rejected(&format!("{path}[{i}]")))
+            .map(|(_, n)| n)
+            .collect()
+    }
+
     fn cluster(&mut self, node: Option<&Node>) {
-        let mut node_list: &[Node] = &[];
+        let mut node_list: Vec<&Node> = Vec::new();
+        let node = node.filter(|_| !self.checked.broken("cluster"));
         if let Some(c) = node.filter(|c| !c.is_null()) {
-            let Some(map) = c.as_map() else {
+            if c.as_map().is_none() {
                 self.err(
                     c.span,
                     format!("`cluster` must be a mapping, found {}", c.describe()),
                 );
                 return self.default_node();
-            };
-            for (k, _) in map {
-                let key = k.scalar_text().unwrap_or_default();
-                if !CLUSTER_KEYS.contains(&key) {
-                    self.err(
-                        k.span,
-                        format!(
-                            "unknown key `cluster.{key}` (expected one of: {})",
-                            one_of(CLUSTER_KEYS)
-                        ),
-                    );
-                }
             }
-            if let Some(n) = c.get("podCIDR") {
+            let checked = std::mem::take(&mut self.checked);
+            let field = |k: &str| {
+                c.get(k)
+                    .filter(|_| !checked.rejected(&format!("cluster.{k}")))
+            };
+            if let Some(n) = field("podCIDR") {
                 if let Some(v) = self.cidr::<Ipv4Net>(n, "podCIDR") {
                     if v.prefix_len() > 23 {
                         self.err(
@@ -695,7 +688,7 @@ impl Loader<'_> {
                     self.world.cluster.pod_cidr = v.trunc();
                 }
             }
-            if let Some(n) = c.get("podCIDRv6") {
+            if let Some(n) = field("podCIDRv6") {
                 if let Some(v) = self.cidr::<Ipv6Net>(n, "podCIDRv6") {
                     if v.prefix_len() > 63 {
                         self.err(
@@ -706,12 +699,12 @@ impl Loader<'_> {
                     self.world.cluster.pod_cidr_v6 = Some(v.trunc());
                 }
             }
-            if let Some(n) = c.get("serviceCIDR") {
+            if let Some(n) = field("serviceCIDR") {
                 if let Some(v) = self.cidr::<Ipv4Net>(n, "serviceCIDR") {
                     self.world.cluster.service_cidr = v.trunc();
                 }
             }
-            if let Some(n) = c.get("loadBalancerCIDR") {
+            if let Some(n) = field("loadBalancerCIDR") {
                 if let Some(v) = self.cidr::<Ipv4Net>(n, "loadBalancerCIDR") {
                     self.world.lb_cidr = v.trunc();
                 }
@@ -734,7 +727,8 @@ impl Loader<'_> {
                     }
                 }
             }
-            node_list = self.list(c.get("nodes"), "cluster.nodes");
+            self.checked = checked;
+            node_list = self.entries(c.get("nodes"), "cluster.nodes");
         }
         let mut next = 11u32;
         for n in node_list {
@@ -849,7 +843,7 @@ impl Loader<'_> {
     }
 
     fn outside(&mut self, node: Option<&Node>) {
-        for n in self.list(node, "outside") {
+        for n in self.entries(node, "outside") {
             let mut stripped = n.clone();
             let mut ip_node = None;
             if let Value::Map(entries) = &mut stripped.value {
@@ -940,7 +934,10 @@ impl Loader<'_> {
     /// The short form as manifests (documents at the short form's positions).
     fn short_form_resources(&mut self, node: Option<&Node>) -> Vec<(Document, Span)> {
         let mut out = Vec::new();
-        let Some(c) = node.filter(|c| c.as_map().is_some()) else {
+        let Some(c) = node
+            .filter(|c| c.as_map().is_some())
+            .filter(|_| !self.checked.broken("cluster"))
+        else {
             return out;
         };
         let mut doc = |v: Json, span: Span| {
@@ -952,7 +949,7 @@ impl Loader<'_> {
                 span,
             ))
         };
-        for n in self.list(c.get("namespaces"), "cluster.namespaces") {
+        for n in self.entries(c.get("namespaces"), "cluster.namespaces") {
             let Some(raw) = self.typed::<RawNamespace>(n) else {
                 continue;
             };
@@ -962,7 +959,7 @@ impl Loader<'_> {
                 raw.name.span,
             );
         }
-        for n in self.list(c.get("serviceAccounts"), "cluster.serviceAccounts") {
+        for n in self.entries(c.get("serviceAccounts"), "cluster.serviceAccounts") {
             let Some(raw) = self.typed::<RawServiceAccount>(n) else {
                 continue;
             };
@@ -982,7 +979,7 @@ impl Loader<'_> {
             .first()
             .map(|n| n.name.clone())
             .unwrap_or_default();
-        for n in self.list(c.get("pods"), "cluster.pods") {
+        for n in self.entries(c.get("pods"), "cluster.pods") {
             let Some(raw) = self.typed::<RawPod>(n) else {
                 continue;
             };
@@ -1046,7 +1043,7 @@ impl Loader<'_> {
                 doc(v, raw.name.span);
             }
         }
-        for n in self.list(c.get("services"), "cluster.services") {
+        for n in self.entries(c.get("services"), "cluster.services") {
             let Some(raw) = self.typed::<RawService>(n) else {
                 continue;
             };
@@ -1092,7 +1089,7 @@ impl Loader<'_> {
 
     // ------------------------------------------------------------------ steps
 
-    fn step(&mut self, item: &Node) -> Option<Step> {
+    fn step(&mut self, item: &Node, index: usize) -> Option<Step> {
         let Some(map) = item.as_map() else {
             self.err(
                 item.span,
@@ -1139,31 +1136,13 @@ impl Loader<'_> {
             self.err(k2.span, format!("two verbs in one step: `{verb}` and `{}` (a step has exactly one; split it into two steps)", k2.scalar_text().unwrap_or_default()));
             return None;
         }
-        let options: &[&str] = match verb {
-            "probe" => PROBE_OPTIONS,
-            "matrix" => &["expect"],
-            _ => &[],
-        };
-        let mut ok = true;
-        for (k, _) in map {
-            let key = k.scalar_text().unwrap_or_default();
-            if key != verb && !options.contains(&key) {
-                ok = false;
-                let msg = if options.is_empty() {
-                    format!("unknown key `{key}`: a `{verb}` step takes no options")
-                } else {
-                    format!(
-                        "unknown key `{key}` for a `{verb}` step (expected one of: {})",
-                        one_of(options)
-                    )
-                };
-                self.err(k.span, msg);
-            }
-        }
-        if !ok {
-            return None;
-        }
         match verb {
+            // Their strings are paths, references and manifests: not substituted here.
+            "apply" | "create" | "delete"
+                if !super::schema::check_step(item, index, verb, self.diags) =>
+            {
+                None
+            }
             "apply" | "create" => self.apply_step(vv, verb == "create"),
             "delete" => self.delete_step(vv),
             _ => {
@@ -1175,7 +1154,9 @@ impl Loader<'_> {
                     world: &self.world,
                 };
                 vars::substitute_node(&mut step, &ctx, self.diags);
-                if self.diags.error_count() > before {
+                if self.diags.error_count() > before
+                    || !super::schema::check_step(&step, index, verb, self.diags)
+                {
                     return None;
                 }
                 let v = step.get(verb)?;
@@ -1321,11 +1302,15 @@ impl Loader<'_> {
         docs: Vec<Document>,
         create: bool,
         span: Span,
-        _step: bool,
+        from_text: bool,
     ) -> Vec<Resource> {
         let mut out = Vec::new();
         for d in docs {
-            let Some(res) = load_document(&d, self.diags) else {
+            // Documents read from text (a manifest file, or inline in the scenario)
+            // get the text of their file, so that a problem inside a multi-line
+            // string (a selector's bad character) is placed exactly.
+            let text = from_text.then(|| self.sources.text(d.span.file));
+            let Some(res) = load_document_in(&d, text, self.diags) else {
                 continue;
             };
             if let Some(r) = self.admit(res, Some(d.root), create, span) {
@@ -1761,7 +1746,8 @@ impl Loader<'_> {
         let before = self.diags.error_count();
         let (docs, mut refs) = self.manifest_docs(v, true);
         for d in &docs {
-            if let Some(r) = load_document(d, self.diags) {
+            let text = self.sources.text(d.span.file);
+            if let Some(r) = load_document_in(d, Some(text), self.diags) {
                 refs.push((r.key(), r.metadata.name.as_ref().map_or(r.span, |n| n.span)));
             }
         }

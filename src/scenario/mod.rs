@@ -5,6 +5,8 @@
 //! - [`raw`]: serde mirrors of `cluster:` / `outside:` entries (unknown keys are errors).
 //! - [`short`]: the probe short form, durations, matrix truth tables.
 //! - [`vars`]: `${NAME}` / `$NAME` placeholders, including address references.
+//! - `schema` (private): the structural check against `src/schema/scenario.yaml`,
+//!   run first; the parts it rejects are skipped by the typed pass.
 //! - `build` (private): allocation, step semantics, checks.
 //!
 //! Every problem is reported (file:line:col) and loading goes on, so one run lists
@@ -49,6 +51,7 @@
 
 mod build;
 pub mod raw;
+mod schema;
 pub mod short;
 pub mod vars;
 

@@ -155,7 +155,8 @@ pub struct Schema {
     pub enum_values: Option<Vec<Json>>,
     /// `default`, recorded (defaulting is not applied by the validator).
     pub default: Option<Json>,
-    /// `format`; `int32`, `int64` and `date-time` are checked, others are recorded.
+    /// `format`; `int32`, `int64`, `date-time`, `ip` and `ipv4` are checked, others
+    /// are recorded.
     pub format: Option<String>,
     pub minimum: Option<f64>,
     pub maximum: Option<f64>,
@@ -186,6 +187,9 @@ pub struct Schema {
     pub map_type: Option<String>,
     /// `x-kubernetes-validations`, recorded for the module that implements them.
     pub validations: Vec<ValidationRule>,
+    /// `x-policylab-enum-ignore-case`: `enum` strings match in any ASCII case
+    /// (policylab's own scenario schema: `protocol: tcp` and `TCP`).
+    pub enum_ignore_case: bool,
 }
 
 /// Named schemas that others refer to with `$ref: "#/definitions/<Name>"`.
@@ -408,6 +412,7 @@ impl Reader<'_> {
                     s.preserve_unknown_fields = self.boolean(key, v)
                 }
                 "x-kubernetes-embedded-resource" => s.embedded_resource = self.boolean(key, v),
+                "x-policylab-enum-ignore-case" => s.enum_ignore_case = self.boolean(key, v),
                 "x-kubernetes-list-type" => {
                     s.list_type = match self.string(key, v).as_deref() {
                         Some("atomic") => Some(ListType::Atomic),
@@ -742,11 +747,26 @@ impl Schema {
     pub fn validate(&self, node: &Node, diags: &mut Diagnostics) {
         let mut w = Walker {
             errors: Vec::new(),
+            paths: Vec::new(),
             path: String::new(),
             structural: true,
         };
         w.check(self, node);
         diags.extend(w.errors);
+    }
+
+    /// Checks `node`, found at `path` of a larger document (messages use the full
+    /// path), and returns every problem with the path where it was found (the field
+    /// for an unknown or missing field, else the offending node), in document order.
+    pub fn validate_at(&self, node: &Node, path: &str) -> Vec<(String, Diagnostic)> {
+        let mut w = Walker {
+            errors: Vec::new(),
+            paths: Vec::new(),
+            path: path.to_string(),
+            structural: true,
+        };
+        w.check(self, node);
+        w.paths.into_iter().zip(w.errors).collect()
     }
 
     /// Accepts anything: no type, nothing to check.
@@ -828,6 +848,8 @@ fn json_key(k: &Node) -> Cow<'_, str> {
 
 struct Walker {
     errors: Vec<Diagnostic>,
+    /// The path at which each of `errors` was raised.
+    paths: Vec<String>,
     path: String,
     /// Whether unknown fields are reported: yes for the schema itself, no inside
     /// anyOf/oneOf/allOf/not branches (value validations, as in Kubernetes).
@@ -842,6 +864,7 @@ fn float_as_int(f: f64) -> Option<i64> {
 impl Walker {
     fn error(&mut self, span: Span, msg: String) {
         self.errors.push(Diagnostic::error(span, msg));
+        self.paths.push(self.path.clone());
     }
 
     /// `<path>: <msg>`, or `<msg>` at the root.
@@ -857,6 +880,7 @@ impl Walker {
     fn branch(&self) -> Walker {
         Walker {
             errors: Vec::new(),
+            paths: Vec::new(),
             path: self.path.clone(),
             structural: false,
         }
@@ -946,8 +970,8 @@ impl Walker {
             if !entries.iter().any(|(k, _)| json_key(k) == r.as_str()) {
                 push_field(&mut self.path, r);
                 let m = format!("{}: required field missing", self.path);
-                self.path.truncate(len);
                 self.error(node.span, m);
+                self.path.truncate(len);
             }
         }
         let n = entries.len() as u64;
@@ -1049,7 +1073,13 @@ impl Walker {
 
     fn check_scalar(&mut self, s: &Schema, node: &Node, r: Resolved<'_>) {
         if let Some(values) = &s.enum_values {
-            if !values.iter().any(|v| enum_matches(v, r)) {
+            let matches = |v: &Json| match (v, r) {
+                (Json::String(a), Resolved::Str(b)) if s.enum_ignore_case => {
+                    a.eq_ignore_ascii_case(b)
+                }
+                _ => enum_matches(v, r),
+            };
+            if !values.iter().any(matches) {
                 let list: Vec<String> = values.iter().map(enum_display).collect();
                 self.error_here(
                     node.span,
@@ -1096,6 +1126,17 @@ impl Walker {
                     ),
                 );
             }
+        }
+        let ip = match s.format.as_deref() {
+            Some("ip") => Some((t.parse::<std::net::IpAddr>().is_ok(), "an IP address")),
+            Some("ipv4") => Some((t.parse::<std::net::Ipv4Addr>().is_ok(), "an IPv4 address")),
+            _ => None,
+        };
+        if let Some((false, what)) = ip {
+            self.error_here(
+                node.span,
+                format_args!("{} is not {what}", short_value(node)),
+            );
         }
         if s.format.as_deref() == Some("date-time") && !is_rfc3339(t) {
             self.error_here(
@@ -1508,7 +1549,21 @@ fn embedded_or_panic<T>(file: &str, text: &str, r: Result<T, Vec<Diagnostic>>) -
     })
 }
 
+static SCENARIO: OnceLock<Definitions> = OnceLock::new();
+const SCENARIO_FILE: &str = "scenario.yaml";
+const SCENARIO_TEXT: &str = include_str!("../schema/scenario.yaml");
+
 impl Schemas {
+    /// The schemas of the scenario file (`src/schema/scenario.yaml`): `Scenario` (the
+    /// whole file), its entries (`Node`, `Pod`, `Outside`, ...), `Probe` (the long
+    /// form) and one `<Verb>Step` per step verb (`ProbeStep`, `ApplyStep`, ...).
+    pub fn scenario() -> &'static Definitions {
+        SCENARIO.get_or_init(|| {
+            let node = embedded_node(SCENARIO_FILE, SCENARIO_TEXT);
+            embedded_or_panic(SCENARIO_FILE, SCENARIO_TEXT, Definitions::from_node(&node))
+        })
+    }
+
     /// The schema of a kind, or `None` for a kind policylab does not know.
     pub fn for_kind(api_version: &str, kind: &str) -> Option<&'static Schema> {
         let i = ENTRIES

@@ -1119,3 +1119,73 @@ fn all_schemas_parse_quickly() {
     // A few ms in release; generous for debug builds on a busy machine.
     assert!(took.as_secs_f64() < 5.0, "{took:?}");
 }
+
+/// `validate_at` against a schema written inline: messages carry the prefix, and each
+/// problem comes with the path where it was found.
+fn problems_at(schema: &str, yaml: &str, prefix: &str) -> Vec<(String, String)> {
+    let (_, s) = parse(schema);
+    let schema = Schema::from_node(&s).expect("test schema");
+    let (_, root) = parse(yaml);
+    schema
+        .validate_at(&root, prefix)
+        .into_iter()
+        .map(|(p, d)| (p, d.message))
+        .collect()
+}
+
+#[rstest]
+#[case::ip_ok("a: 10.0.0.1\nb: 10.0.0.2", vec![])]
+#[case::ip_v6_ok("a: fd00::1\nb: 10.0.0.2", vec![])]
+#[case::ip_bad("a: 10.0.0\nb: 10.0.0.2", vec![("x.a", "x.a: \"10.0.0\" is not an IP address")])]
+#[case::ipv4_rejects_v6("a: 10.0.0.1\nb: fd00::1", vec![("x.b", "x.b: \"fd00::1\" is not an IPv4 address")])]
+#[case::enum_any_case("a: 10.0.0.1\nc: tcp", vec![])]
+#[case::enum_ignore_case_still_checks("c: icmp", vec![("x.c", "x.c: unsupported value \"icmp\" (expected one of: TCP, UDP)")])]
+#[case::enum_case_sensitive("d: tcp", vec![("x.d", "x.d: unsupported value \"tcp\" (expected one of: TCP, UDP)")])]
+#[case::unknown_and_missing("e: 1", vec![
+    ("x.e", "unknown field \"x.e\" (expected one of: a, b, c, d, r)"),
+    ("x.r", "x.r: required field missing"),
+])]
+fn formats_case_insensitive_enums_and_paths(
+    #[case] yaml: &str,
+    #[case] expected: Vec<(&str, &str)>,
+) {
+    let schema = "type: object\nproperties:\n  a: {type: string, format: ip}\n  b: {type: string, format: ipv4}\n  c: {type: string, enum: [TCP, UDP], x-policylab-enum-ignore-case: true}\n  d: {type: string, enum: [TCP, UDP]}\n  r: {type: string}\n";
+    let schema = if yaml.contains("e: 1") {
+        format!("{schema}required: [r]\n")
+    } else {
+        schema.to_string()
+    };
+    let got = problems_at(&schema, yaml, "x");
+    let want: Vec<(String, String)> = expected
+        .into_iter()
+        .map(|(p, m)| (p.to_string(), m.to_string()))
+        .collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn the_scenario_schema_reads_and_defines_every_step_verb() {
+    let defs = Schemas::scenario();
+    for name in [
+        "Scenario",
+        "Cluster",
+        "Node",
+        "Pod",
+        "Service",
+        "Outside",
+        "Probe",
+        "Matrix",
+        "ApplyStep",
+        "CreateStep",
+        "DeleteStep",
+        "PatchStep",
+        "ProbeStep",
+        "MatrixStep",
+        "ServeStep",
+        "AdvanceStep",
+        "FailStep",
+        "RecoverStep",
+    ] {
+        assert!(defs.get(name).is_some(), "{name} is not defined");
+    }
+}
