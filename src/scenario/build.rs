@@ -27,8 +27,6 @@ const VERBS: &[&str] = &[
 const PROBE_OPTIONS: &[&str] = &[
     "expect", "status", "clientIP", "by", "alert", "logged", "timeout", "family",
 ];
-const PROBE_KEYS: &[&str] = &["from", "to", "port", "protocol", "family", "timeout"];
-const MATRIX_KEYS: &[&str] = &["from", "to", "family", "timeout"];
 const OWNER_ANNOTATION: &str = "policylab.dev/owner";
 
 fn one_of(list: &[&str]) -> String {
@@ -1771,17 +1769,6 @@ impl Loader<'_> {
             );
             return None;
         }
-        let mut ok = true;
-        for (k, _) in v.as_map().unwrap_or_default() {
-            let key = k.scalar_text().unwrap_or_default();
-            if key != "target" && key != "merge" {
-                self.err(
-                    k.span,
-                    format!("unknown key `{key}` for `patch` (expected one of: merge, target)"),
-                );
-                ok = false;
-            }
-        }
         let (Some(t), Some(m)) = (v.get("target"), v.get("merge")) else {
             self.err(
                 v.span,
@@ -1789,9 +1776,6 @@ impl Loader<'_> {
             );
             return None;
         };
-        if !ok {
-            return None;
-        }
         let text = self.string(t, "`target`")?;
         let key = match parse_ref(text) {
             Some(Ok(k)) => k,
@@ -1849,23 +1833,13 @@ impl Loader<'_> {
     }
 
     fn serve_step(&mut self, v: &Node) -> Option<Step> {
-        let Some(map) = v.as_map() else {
+        if v.as_map().is_none() {
             self.err(
                 v.span,
                 format!("`serve` takes {{host, path, file}}, found {}", v.describe()),
             );
             return None;
         };
-        for (k, _) in map {
-            let key = k.scalar_text().unwrap_or_default();
-            if !["host", "path", "file"].contains(&key) {
-                self.err(
-                    k.span,
-                    format!("unknown key `{key}` for `serve` (expected one of: file, host, path)"),
-                );
-                return None;
-            }
-        }
         let (Some(h), Some(p), Some(f)) = (v.get("host"), v.get("path"), v.get("file")) else {
             self.err(v.span, "`serve` needs `host`, `path` and `file`");
             return None;
@@ -2040,13 +2014,7 @@ impl Loader<'_> {
                     return None;
                 }
             }
-        } else if let Some(map) = v.as_map() {
-            for (k, _) in map {
-                let key = k.scalar_text().unwrap_or_default();
-                if !PROBE_KEYS.contains(&key) {
-                    self.err(k.span, format!("unknown key `{key}` in a probe (expected one of: {}; `expect`, `by`, ... go beside `probe:`)", one_of(PROBE_KEYS)));
-                }
-            }
+        } else if v.as_map().is_some() {
             let (Some(f), Some(t)) = (v.get("from"), v.get("to")) else {
                 self.err(v.span, "a probe needs `from` and `to`");
                 return None;
@@ -2195,7 +2163,7 @@ impl Loader<'_> {
 
     fn matrix_step(&mut self, step: &Node, v: &Node) -> Option<Matrix> {
         let before = self.diags.error_count();
-        let Some(map) = v.as_map() else {
+        if v.as_map().is_none() {
             self.err(
                 v.span,
                 format!(
@@ -2205,18 +2173,6 @@ impl Loader<'_> {
             );
             return None;
         };
-        for (k, _) in map {
-            let key = k.scalar_text().unwrap_or_default();
-            if !MATRIX_KEYS.contains(&key) {
-                self.err(
-                    k.span,
-                    format!(
-                        "unknown key `{key}` in a matrix (expected one of: {})",
-                        one_of(MATRIX_KEYS)
-                    ),
-                );
-            }
-        }
         let family = v.get("family").and_then(|f| self.family(f));
         let timeout = v.get("timeout").and_then(|t| self.duration(t));
         let froms = self.list(v.get("from"), "matrix.from");
