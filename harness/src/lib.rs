@@ -13,6 +13,7 @@
 //! - [`nft`]: loading nft scripts into a namespace atomically.
 //! - [`loglines`]: the kernel LOG target's line for a packet logged through NFLOG
 //!   (Calico's `Log` action), exact and normalized.
+//! - [`pcap`]: packet capture inside a namespace (one interface or all) to pcap files.
 //! - [`feedserver`]: threat-feed files over HTTP(S) from an outside host, with a
 //!   scenario CA, run-time file replacement and host failure.
 //! - [`puller`]: pulling a GlobalThreatFeed's URL over real HTTP(S) from inside a
@@ -26,6 +27,7 @@ pub mod loglines;
 pub mod netns;
 pub mod nflog;
 pub mod nft;
+pub mod pcap;
 pub mod probe;
 pub mod puller;
 pub mod server;
