@@ -496,27 +496,23 @@ impl Cluster {
     }
 
     /// Makes outside host `name` stop answering (`fail: host`) or answer again
-    /// (`recover: host`): a table in the host's own namespace drops every packet it
-    /// receives, so clients time out (nothing is refused). Idempotent.
+    /// (`recover: host`), with [`crate::feedserver::fail_host`]: a table in the host's
+    /// own namespace drops everything but loopback, so clients time out (nothing is
+    /// refused). Idempotent.
     pub async fn set_outside_failed(&self, name: &str, failed: bool) -> Result<(), TopologyError> {
         let ns = self.outside_host(name).ok_or_else(|| TopologyError::Io {
             context: format!("failing outside host {name}"),
             source: std::io::Error::other("no such outside host in the lab"),
         })?;
-        let script = if failed {
-            format!("{FAIL_TABLE_DELETE}{FAIL_TABLE}")
+        let r = if failed {
+            crate::feedserver::fail_host(ns).await
         } else {
-            FAIL_TABLE_DELETE.to_string()
+            crate::feedserver::recover_host(ns).await
         };
-        crate::nft::apply_async(ns, &script)
-            .await
-            .map_err(|e| TopologyError::Io {
-                context: format!(
-                    "{} outside host {name}",
-                    if failed { "failing" } else { "recovering" }
-                ),
-                source: std::io::Error::other(e.to_string()),
-            })
+        r.map_err(|e| TopologyError::Io {
+            context: format!("outside host {name}"),
+            source: std::io::Error::other(e.to_string()),
+        })
     }
 
     /// Stops the servers and removes every namespace, reporting the first failure.
@@ -526,12 +522,6 @@ impl Cluster {
         lab.teardown()
     }
 }
-
-/// Removes the failure table if present (`add` first makes the delete always valid).
-const FAIL_TABLE_DELETE: &str =
-    "add table inet policylab_failed\ndelete table inet policylab_failed\n";
-/// Drops everything an outside host receives.
-const FAIL_TABLE: &str = "table inet policylab_failed {\n  chain input {\n    type filter hook input priority -400; policy drop;\n  }\n}\n";
 
 fn missing(what: &str) -> TopologyError {
     TopologyError::Io {
