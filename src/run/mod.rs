@@ -551,7 +551,14 @@ pub fn explain_probe(
     probe: &Probe,
 ) -> String {
     let flow = probe_flow(world, inv, probe);
-    let mut out = model::explain(world, &flow.model_flow());
+    let mut out = format!(
+        "Probe: {} ({}) -> {} ({})\n",
+        endpoint_name(&probe.from),
+        flow.src_ip,
+        target_name(&probe.to, probe.port, probe.protocol),
+        flow.dst_ip
+    );
+    out.push_str(&model::explain(world, &flow.model_flow()));
     let p = predict::predict(world, inv, failed, feeds, &flow);
     let mut line = format!("The probe observes: {}", p.outcome);
     if let Some(s) = p.status {
