@@ -105,6 +105,14 @@ fn run_scenarios(
     let mut reports = Vec::new();
     for sc in &scenarios {
         let plan = policylab::run::plan(sc, &sources);
+        // Warnings of resolve (a policy naming a missing tier), once each.
+        let mut warnings = Diagnostics::new();
+        for st in plan.steps.iter().filter(|s| s.world_changed) {
+            warnings.extend(st.world.diagnostics.iter().cloned());
+        }
+        if !warnings.is_empty() {
+            eprint!("{}", warnings.render(&sources));
+        }
         let obs = observe(dataplane, &plan);
         reports.push(Report::new(&plan, &obs, dataplane.name()));
     }
