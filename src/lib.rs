@@ -14,8 +14,11 @@
 //! - [`model`]: the reference evaluator: `World` × `Flow` → `Decision` with the
 //!   full trace, `explain`, flow-log policy strings.
 //! - [`nft`]: nftables rulesets as typed values, rendered to `nft -f` text.
+//! - [`compile`]: `World` → one nftables table per node namespace, in Calico's
+//!   layout, with the NFLOG legend that tells which stage and rule decided.
 //! - [`lab`]: the lab plan, the topology the harness builds in the kernel.
 
+pub mod compile;
 pub mod diag;
 pub mod inventory;
 pub mod lab;
