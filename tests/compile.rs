@@ -275,7 +275,20 @@ meta l4proto 1 log[1] <WorkloadIngress: tier soft, gnp:soft.c rule 0 (deny)> dro
 )]
 fn layout(#[case] manifests: &str, #[case] node: &str, #[case] name: &str, #[case] want: &str) {
     let c = compile(&small_world(manifests));
-    let name = name.replace("SERVER", &iface("default", "server"));
+    let mut name = name.replace("SERVER", &iface("default", "server"));
+    if name.starts_with("cali-tw-") || name.starts_with("cali-fw-") {
+        // A workload's chain is one goto to the policy walk it shares with
+        // workloads that have the same rules.
+        let own = chain(&c, node, &name);
+        let shared = own.strip_prefix("goto ").expect("a goto").to_string();
+        let prefix = if name.starts_with("cali-tw-") {
+            "cali-twp-"
+        } else {
+            "cali-fwp-"
+        };
+        assert!(shared.starts_with(prefix), "{own}");
+        name = shared;
+    }
     assert_eq!(chain(&c, node, &name), want);
 }
 
@@ -457,6 +470,44 @@ fn legend_decodes_every_prefix_and_prefixes_are_short() {
     for (n, t) in &c.tables {
         assert_eq!(again.tables[n].to_string(), t.to_string());
     }
+}
+
+#[test]
+fn equal_workloads_share_their_policy_walk() {
+    // client and server differ (a policy selects the server), client and a second
+    // client share.
+    let extra = format!(
+        "{GNP_T}{}",
+        pod(
+            "default",
+            "client2",
+            "app: client",
+            r#"["10.244.0.11","fd00::11"]"#,
+            "node1",
+            ""
+        )
+    );
+    let c = compile(&small_world(&extra));
+    let walk = |name: &str| chain(&c, "node1", &format!("cali-tw-{}", iface("default", name)));
+    assert_eq!(walk("client"), walk("client2"));
+    assert_ne!(walk("client"), walk("server"));
+}
+
+#[test]
+fn ipv4_only_worlds_render_no_ipv6_rule_variants() {
+    let v6 = compile(&small_world(GNP_T)).tables["node1"].to_string();
+    assert!(
+        v6.contains("ip6 saddr @cali60s-"),
+        "dual-stack pods: IPv6 variants"
+    );
+    let text = GNP_T.to_string();
+    let mut w = small_world(&text);
+    for e in &mut w.endpoints {
+        e.ips.retain(|ip| ip.is_ipv4());
+    }
+    let v4 = compile(&w).tables["node1"].to_string();
+    assert!(!v4.contains("ip6 ") && !v4.contains("nfproto ipv6"), "{v4}");
+    assert!(v4.contains("ip saddr @cali40s-"), "{v4}");
 }
 
 #[test]
