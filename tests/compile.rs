@@ -36,7 +36,11 @@ fn render(c: &Compiled) -> String {
             tag.node,
             tag.stage,
             tag.decider,
-            if tag.log_rule { " (log rule)" } else { "" }
+            match tag.group {
+                1 => " (deny group)",
+                2 => " (allow group)",
+                _ => " (log rule)",
+            }
         );
     }
     out
