@@ -228,13 +228,13 @@ fn iface(ns: &str, name: &str) -> String {
 
 #[rstest]
 #[case::policy_rules_allow_deny_pass_log(GNP_T, "node1", "cali-pi-gnp.t", "\
-meta l4proto 6 log[2] <WorkloadIngress: tier default, gnp:t rule 0 (log)>
+meta l4proto 6 log[3] <WorkloadIngress: tier default, gnp:t rule 0 (log)>
 meta nfproto ipv4 meta l4proto 6 ip saddr 10.9.0.0/16 th dport 81 log[1] <WorkloadIngress: tier default, gnp:t rule 1 (deny)> drop
-meta l4proto 17 meta mark set meta mark | 0x20000 log[1] <WorkloadIngress: tier default, gnp:t rule 2 (pass)> return
-meta nfproto ipv4 meta l4proto 6 ip saddr @cali40s-X th dport 9000 meta mark set meta mark | 0x10000 log[1] <WorkloadIngress: tier default, gnp:t rule 3 (allow)> return
-meta nfproto ipv4 meta l4proto 6 ip saddr @cali40s-X ip daddr . meta l4proto . th dport @cali40n-X meta mark set meta mark | 0x10000 log[1] <WorkloadIngress: tier default, gnp:t rule 3 (allow)> return
-meta nfproto ipv6 meta l4proto 6 ip6 saddr @cali60s-X th dport 9000 meta mark set meta mark | 0x10000 log[1] <WorkloadIngress: tier default, gnp:t rule 3 (allow)> return
-meta nfproto ipv6 meta l4proto 6 ip6 saddr @cali60s-X ip6 daddr . meta l4proto . th dport @cali60n-X meta mark set meta mark | 0x10000 log[1] <WorkloadIngress: tier default, gnp:t rule 3 (allow)> return")]
+meta l4proto 17 meta mark set meta mark | 0x20000 log[2] <WorkloadIngress: tier default, gnp:t rule 2 (pass)> return
+meta nfproto ipv4 meta l4proto 6 ip saddr @cali40s-X th dport 9000 meta mark set meta mark | 0x10000 log[2] <WorkloadIngress: tier default, gnp:t rule 3 (allow)> return
+meta nfproto ipv4 meta l4proto 6 ip saddr @cali40s-X ip daddr . meta l4proto . th dport @cali40n-X meta mark set meta mark | 0x10000 log[2] <WorkloadIngress: tier default, gnp:t rule 3 (allow)> return
+meta nfproto ipv6 meta l4proto 6 ip6 saddr @cali60s-X th dport 9000 meta mark set meta mark | 0x10000 log[2] <WorkloadIngress: tier default, gnp:t rule 3 (allow)> return
+meta nfproto ipv6 meta l4proto 6 ip6 saddr @cali60s-X ip6 daddr . meta l4proto . th dport @cali60n-X meta mark set meta mark | 0x10000 log[2] <WorkloadIngress: tier default, gnp:t rule 3 (allow)> return")]
 #[case::tier_walk_end_of_tier_and_default_pass(TIERED, "node1", "cali-tw-SERVER", "\
 meta mark set meta mark & 0xfffcffff
 meta mark set meta mark & 0xfffdffff comment \"Start of tier security\"
@@ -268,7 +268,7 @@ log[1] <WorkloadEgress: no profile (drop)> drop comment \"Drop if no profiles ma
     "node1",
     "cali-pri-kns.default",
     "\
-meta mark set meta mark | 0x10000 log[1] <WorkloadIngress: profile kns.default rule 0> return"
+meta mark set meta mark | 0x10000 log[2] <WorkloadIngress: profile kns.default rule 0> return"
 )]
 #[case::icmp_rule_per_family(
     TIERED,
@@ -402,14 +402,14 @@ meta mark & 0x10000 == 0x10000 accept comment \"Return if policy accepted\""
 )]
 #[case::forward_without_policy_allows_by_default("cali-thfw-eth0", "\
 meta mark set meta mark & 0xfffcffff
-meta mark set meta mark | 0x10000 log[1] <HostForwardEgress: default forward allow> return comment \"Allow forwarded traffic by default\"")]
+meta mark set meta mark | 0x10000 log[2] <HostForwardEgress: default forward allow> return comment \"Allow forwarded traffic by default\"")]
 #[case::normal_ingress_failsafe_then_no_profile("cali-fh-eth0", "\
 meta mark set meta mark & 0xfffcffff
-meta l4proto 6 th dport { 22, 179, 2379, 2380, 5473, 6443, 6666, 6667 } log[1] <HostNormalIngress: failsafe> accept comment \"Failsafe\"
-meta l4proto 17 th dport 68 log[1] <HostNormalIngress: failsafe> accept comment \"Failsafe\"
+meta l4proto 6 th dport { 22, 179, 2379, 2380, 5473, 6443, 6666, 6667 } log[2] <HostNormalIngress: failsafe> accept comment \"Failsafe\"
+meta l4proto 17 th dport 68 log[2] <HostNormalIngress: failsafe> accept comment \"Failsafe\"
 log[1] <HostNormalIngress: no profile (drop)> drop comment \"Drop if no profiles matched\"")]
 #[case::untracked_policy_chain("cali-upo-gnp.untracked", "\
-meta l4proto 17 th sport 53 meta mark set meta mark | 0x10000 log[1] <HostUntrackedEgress: tier default, gnp:untracked rule 0 (allow)> return")]
+meta l4proto 17 th sport 53 meta mark set meta mark | 0x10000 log[2] <HostUntrackedEgress: tier default, gnp:untracked rule 0 (allow)> return")]
 #[case::prednat_policy_chain(
     "cali-dpi-gnp.pre",
     "\
@@ -435,7 +435,7 @@ fn node_without_host_endpoint_has_no_hep_chains_and_logs_not_policed() {
         "{t}"
     );
     assert!(chain(&c, "node2", "filter-INPUT")
-        .contains("iifname \"eth0\" log[1] <Unpoliced: not policed> accept"));
+        .contains("iifname \"eth0\" log[2] <Unpoliced: not policed> accept"));
 }
 
 #[test]
