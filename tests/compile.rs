@@ -39,6 +39,7 @@ fn render(c: &Compiled) -> String {
             match tag.group {
                 1 => " (deny group)",
                 2 => " (allow group)",
+                4 => " (reject group)",
                 _ => " (log rule)",
             }
         );
@@ -335,7 +336,7 @@ meta l4proto 6 ip daddr 10.96.0.12/32 th dport 80 dnat ip to 10.244.1.10:80 comm
 meta l4proto 6 ip daddr 172.18.0.2/32 th dport 30080 ip saddr @cali40all-X dnat ip to 10.244.1.10:80 comment \"other/lb port 80 from pods\"
 meta l4proto 6 ip daddr 172.18.0.2/32 th dport 30080 accept comment \"other/lb port 80 local endpoints\"")]
 #[case::no_endpoint_rejects_none_local_drops("node1", "kube-noep", "\
-meta l4proto 6 ip daddr 10.96.0.11/32 th dport 80 log[1] <ServiceDnat: no service endpoint> reject comment \"default/empty port 80 has no endpoints\"
+meta l4proto 6 ip daddr 10.96.0.11/32 th dport 80 log[4] <ServiceDnat: no service endpoint> reject comment \"default/empty port 80 has no endpoints\"
 meta l4proto 6 ip daddr 172.18.0.2/32 th dport 30080 ip saddr != @cali40all-X log[1] <ServiceDnat: no service endpoint> drop comment \"other/lb port 80 has no local endpoints\"")]
 #[case::local_endpoint_on_its_node("node2", "kube-services", "\
 meta l4proto 6 ip daddr 10.96.0.11/32 th dport 80 accept comment \"default/empty port 80\"

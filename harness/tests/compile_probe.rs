@@ -10,7 +10,9 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use common::{ip, kernel_ready, small_plan};
-use policylab::compile::{compile, Compiled, NFLOG_GROUP_ALLOW, NFLOG_GROUP_DENY};
+use policylab::compile::{
+    compile, Compiled, NFLOG_GROUP_ALLOW, NFLOG_GROUP_DENY, NFLOG_GROUP_REJECT,
+};
 use policylab::diag::{Diagnostics, FileId, Span};
 use policylab::inventory::{ClusterConfig, Inventory, NodeDef};
 use policylab::manifest::load_documents;
@@ -97,6 +99,34 @@ spec:
   ports: [{port: 80, protocol: TCP}]
 "#;
 
+const HOST_ENDPOINT: &str = r#"---
+apiVersion: projectcalico.org/v3
+kind: HostEndpoint
+metadata: {name: node-1-eth0, labels: {hep: "yes"}}
+spec:
+  node: node-1
+  interfaceName: eth0
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: deny-nodeports}
+spec:
+  selector: hep == 'yes'
+  preDNAT: true
+  applyOnForward: true
+  ingress:
+    - {action: Deny, protocol: TCP, source: {nets: [198.51.100.7/32]}, destination: {ports: ["30000:32767"]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: np-b, namespace: default}
+spec:
+  type: NodePort
+  clusterIP: 10.96.0.30
+  selector: {app: b}
+  ports: [{port: 80, nodePort: 30080, protocol: TCP}]
+"#;
+
 struct Probe {
     from: &'static str,
     dst: &'static str,
@@ -116,6 +146,10 @@ async fn check(
             cluster.outside_host("laptop").expect("laptop"),
             FlowSource::Ip(ip("198.51.100.7")),
         ),
+        "node-1" => (
+            cluster.node("node-1").expect("node"),
+            FlowSource::Ip(ip("172.18.0.11")),
+        ),
         pod => (
             cluster.pod("default", pod).expect("pod"),
             FlowSource::Endpoint(w.endpoint_by_name(&format!("default/{pod}")).expect("ep")),
@@ -126,7 +160,7 @@ async fn check(
     let want = Decider::from(model.decided_by);
     sink.clear();
     allows.clear();
-    let spec = ProbeSpec::tcp(dst, p.port).with_timeout(Duration::from_secs(2));
+    let spec = ProbeSpec::http(dst, p.port).with_timeout(Duration::from_secs(2));
     let o = probe(ns, &spec, Some(sink)).await.expect("probe");
     let what = format!("{} -> {}:{}", p.from, p.dst, p.port);
     let decode = |prefix: &str| {
@@ -146,11 +180,19 @@ async fn check(
         }
         Verdict::Refused => {
             assert_eq!(o.outcome, Outcome::Refused, "{what}: {o:?}");
-            let logged: Vec<Decider> = sink.events().iter().map(|e| decode(&e.prefix)).collect();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let logged: Vec<Decider> = allows.events().iter().map(|e| decode(&e.prefix)).collect();
             assert!(logged.contains(&want), "{what}: {logged:?}, want {want}");
         }
         Verdict::Allow => {
             assert_eq!(o.outcome, Outcome::Connected, "{what}: {o:?}");
+            if o.http_status.is_some() && o.client_ip().is_some() {
+                assert_eq!(
+                    o.client_ip(),
+                    Some(model.client_ip_seen),
+                    "{what}: client seen"
+                );
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
             let port = o.local_addr.map(|l| l.port());
             let logged: Vec<Decider> = allows
@@ -179,7 +221,11 @@ async fn compiled_policy_decides_like_the_model() {
     let mut listeners = vec![];
     for node in ["node-1", "node-2"] {
         let ns = cluster.node(node).expect("node");
-        for (group, s) in [(NFLOG_GROUP_DENY, &sink), (NFLOG_GROUP_ALLOW, &allows)] {
+        for (group, s) in [
+            (NFLOG_GROUP_DENY, &sink),
+            (NFLOG_GROUP_ALLOW, &allows),
+            (NFLOG_GROUP_REJECT, &allows),
+        ] {
             listeners.push(
                 NflogListener::start(ns, group, s.clone())
                     .await
@@ -245,6 +291,46 @@ async fn compiled_policy_decides_like_the_model() {
                     from: "a",
                     dst: "172.18.0.11",
                     port: 22,
+                },
+            ],
+        ),
+        (
+            HOST_ENDPOINT,
+            vec![
+                Probe {
+                    from: "laptop",
+                    dst: "172.18.0.11",
+                    port: 22,
+                },
+                Probe {
+                    from: "laptop",
+                    dst: "172.18.0.11",
+                    port: 30080,
+                },
+                Probe {
+                    from: "c",
+                    dst: "172.18.0.11",
+                    port: 30080,
+                },
+                Probe {
+                    from: "a",
+                    dst: "10.244.2.10",
+                    port: 80,
+                },
+                Probe {
+                    from: "laptop",
+                    dst: "10.244.1.10",
+                    port: 80,
+                },
+                Probe {
+                    from: "node-1",
+                    dst: "198.51.100.7",
+                    port: 80,
+                },
+                Probe {
+                    from: "node-1",
+                    dst: "10.244.1.10",
+                    port: 80,
                 },
             ],
         ),

@@ -72,7 +72,8 @@
 //! profile, no service endpoint, untracked reply), group 2 ([`NFLOG_GROUP_ALLOW`])
 //! for allows and passes (allow and pass rules, profile allows, failsafe in filter,
 //! default forward allow, endpoint to host, not policed). Log-action rules use
-//! group 3 ([`NFLOG_GROUP_LOG_RULE`]); the probe's "dropped by" listens to group 1
+//! group 3 ([`NFLOG_GROUP_LOG_RULE`]); rejects (a service without any endpoint) use
+//! group 4 ([`NFLOG_GROUP_REJECT`]). The probe's "dropped by" listens to group 1
 //! only. The
 //! prefix is `pl` + 14 characters of a hash of the tag; [`Compiled::decode`]
 //! turns it back into a [`LogTag`]. Tracked chains only see the first packet of a
@@ -109,6 +110,9 @@ pub const NFLOG_GROUP_DENY: u16 = 1;
 pub const NFLOG_GROUP_ALLOW: u16 = 2;
 /// NFLOG group of Log-action rules (they become `calico-packet:` lines).
 pub const NFLOG_GROUP_LOG_RULE: u16 = 3;
+/// NFLOG group of rules that reject (a service without endpoints: the client sees
+/// a refusal, not a timeout, so a drop listener must not claim it).
+pub const NFLOG_GROUP_REJECT: u16 = 4;
 
 /// The NFLOG group of a rule with this action.
 pub fn action_group(action: Action) -> u16 {
@@ -601,10 +605,10 @@ impl<'w, 'l> NodeCx<'w, 'l> {
                             // No endpoint: no DNAT; kube-noep refuses or drops it.
                             None => (vec![], Some(Verdict::Accept)),
                         };
-                        let no_ep_verdict = if refused {
-                            Verdict::Reject
+                        let (no_ep_verdict, no_ep_group) = if refused {
+                            (Verdict::Reject, NFLOG_GROUP_REJECT)
                         } else {
-                            Verdict::Drop
+                            (Verdict::Drop, NFLOG_GROUP_DENY)
                         };
                         if external && svc.local {
                             let pods = self.sets.all_pods(v6);
@@ -631,7 +635,7 @@ impl<'w, 'l> NodeCx<'w, 'l> {
                                         vec![self.log(
                                             StageKind::ServiceDnat,
                                             Decider::NoServiceEndpoint,
-                                            NFLOG_GROUP_DENY,
+                                            no_ep_group,
                                         )],
                                         Some(no_ep_verdict),
                                     ),
@@ -663,7 +667,7 @@ impl<'w, 'l> NodeCx<'w, 'l> {
                                         vec![self.log(
                                             StageKind::ServiceDnat,
                                             Decider::NoServiceEndpoint,
-                                            NFLOG_GROUP_DENY,
+                                            no_ep_group,
                                         )],
                                         Some(no_ep_verdict),
                                     ),
