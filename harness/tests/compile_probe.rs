@@ -127,6 +127,27 @@ spec:
   ports: [{port: 80, nodePort: 30080, protocol: TCP}]
 "#;
 
+const UNTRACKED: &str = r#"---
+apiVersion: projectcalico.org/v3
+kind: HostEndpoint
+metadata: {name: node-2-eth0, labels: {hep: "yes"}}
+spec:
+  node: node-2
+  interfaceName: eth0
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: untracked-web}
+spec:
+  selector: hep == 'yes'
+  doNotTrack: true
+  applyOnForward: true
+  ingress:
+    - {action: Allow, protocol: TCP, source: {nets: [198.51.100.7/32]}, destination: {ports: [80]}}
+  egress:
+    - {action: Allow, protocol: TCP, destination: {nets: [198.51.100.7/32]}, source: {ports: [80]}}
+"#;
+
 struct Probe {
     from: &'static str,
     dst: &'static str,
@@ -292,6 +313,16 @@ async fn compiled_policy_decides_like_the_model() {
                     dst: "172.18.0.11",
                     port: 22,
                 },
+                Probe {
+                    from: "a",
+                    dst: "fd00:10:244:2::10",
+                    port: 80,
+                },
+                Probe {
+                    from: "b",
+                    dst: "fd00:10:244:1::10",
+                    port: 80,
+                },
             ],
         ),
         (
@@ -330,6 +361,21 @@ async fn compiled_policy_decides_like_the_model() {
                 Probe {
                     from: "node-1",
                     dst: "10.244.1.10",
+                    port: 80,
+                },
+            ],
+        ),
+        (
+            UNTRACKED,
+            vec![
+                Probe {
+                    from: "laptop",
+                    dst: "10.244.2.10",
+                    port: 80,
+                },
+                Probe {
+                    from: "a",
+                    dst: "10.244.2.10",
                     port: 80,
                 },
             ],
