@@ -68,13 +68,15 @@
 //!
 //! # Attribution
 //! Every rule that decides carries `log prefix "<p>" group <g>`: group 1
-//! ([`NFLOG_GROUP_DENY`]) for drops and rejects (deny rules, end of tier, no
-//! profile, no service endpoint, untracked reply), group 2 ([`NFLOG_GROUP_ALLOW`])
+//! ([`NFLOG_GROUP_DENY`]) for drops (deny rules, end of tier, no profile, no local
+//! service endpoint, untracked reply), group 2 ([`NFLOG_GROUP_ALLOW`])
 //! for allows and passes (allow and pass rules, profile allows, failsafe in filter,
 //! default forward allow, endpoint to host, not policed). Log-action rules use
 //! group 3 ([`NFLOG_GROUP_LOG_RULE`]); rejects (a service without any endpoint) use
 //! group 4 ([`NFLOG_GROUP_REJECT`]). The probe's "dropped by" listens to group 1
-//! only. The
+//! only. `ct state invalid` drops are tagged `UntrackedReply` at stage
+//! `HostUntrackedIngress` (INPUT, FORWARD) or `HostUntrackedEgress` (OUTPUT); the
+//! drop of an untracked request reaching a pod at `WorkloadIngress`. The
 //! prefix is `pl` + 14 characters of a hash of the tag; [`Compiled::decode`]
 //! turns it back into a [`LogTag`]. Tracked chains only see the first packet of a
 //! connection (conntrack fast path), so a probe yields one log per deciding stage;
@@ -457,8 +459,7 @@ impl<'w, 'l> NodeCx<'w, 'l> {
                     "Return if policy accepted",
                 ));
             }
-            if tp.end_drop {
-                let last = tp.policies.last().copied().unwrap_or(0);
+            if let (true, Some(&last)) = (tp.end_drop, tp.policies.last()) {
                 let log = self.log(
                     stage,
                     Decider::EndOfTier {
