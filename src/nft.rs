@@ -15,6 +15,8 @@
 //! - Names are checked on construction: only `[A-Za-z0-9_.-]`, at most 255 bytes,
 //!   never an nft keyword, so that `nft list chain` works on every chain we make.
 
+mod json;
+
 use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 
@@ -194,7 +196,8 @@ pub enum Match {
         code: Option<u8>,
         negate: bool,
     },
-    /// `ct state { established, related }`
+    /// `ct state established,related` (a bitmask match; nft lists it so, and so
+    /// does the JSON form).
     CtState(Vec<&'static str>),
     /// `meta mark & 0x10000 == 0x10000` (set) or `== 0` (clear).
     MarkBit {
@@ -203,6 +206,14 @@ pub enum Match {
     },
     /// `fib daddr type local`
     DaddrLocal,
+    /// `tcp flags & 0x12 == 0x2`: a TCP SYN without ACK (a connection's first
+    /// packet).
+    TcpSynOnly,
+    /// `icmpv6 type { 133, 134, 135, 136 }` (a list of types; `icmp` for IPv4).
+    IcmpTypes {
+        family: Family,
+        types: Vec<u8>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -239,6 +250,15 @@ pub enum Verdict {
     Return,
     Jump(Name),
     Goto(Name),
+    /// `reject` (ICMP port unreachable / ICMPv6 port unreachable, as kube-proxy).
+    Reject,
+    /// `iifname vmap { "a" : goto c1, ... }` (or `oifname`): dispatch by interface.
+    /// Entries are sorted by interface name on rendering; an empty map is never
+    /// rendered by the compiler (nft rejects it).
+    IfaceVmap {
+        output: bool,
+        entries: Vec<(String, Name)>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -262,7 +282,9 @@ fn quote(s: &str) -> String {
     let cleaned: String = s
         .chars()
         .map(|c| {
-            if c == '"' || c == '\\' || c.is_control() {
+            if c == '"' {
+                '\''
+            } else if c == '\\' || c.is_control() {
                 '_'
             } else {
                 c
@@ -387,7 +409,7 @@ impl fmt::Display for Match {
                     Some(c) => write!(f, "{p} type . {p} code != {{ {icmp_type} . {c} }}"),
                 }
             }
-            Match::CtState(states) => write!(f, "ct state {}", list(states)),
+            Match::CtState(states) => write!(f, "ct state {}", states.join(",")),
             Match::MarkBit { mask, set } => {
                 write!(
                     f,
@@ -396,6 +418,14 @@ impl fmt::Display for Match {
                 )
             }
             Match::DaddrLocal => f.write_str("fib daddr type local"),
+            Match::TcpSynOnly => f.write_str("tcp flags & 0x12 == 0x2"),
+            Match::IcmpTypes { family, types } => {
+                let p = match family {
+                    Family::V4 => "icmp",
+                    Family::V6 => "icmpv6",
+                };
+                write!(f, "{p} type {}", list(types))
+            }
         }
     }
 }
@@ -429,6 +459,21 @@ impl fmt::Display for Verdict {
             Verdict::Return => f.write_str("return"),
             Verdict::Jump(c) => write!(f, "jump {c}"),
             Verdict::Goto(c) => write!(f, "goto {c}"),
+            Verdict::Reject => f.write_str("reject"),
+            Verdict::IfaceVmap { output, entries } => {
+                let mut sorted: Vec<&(String, Name)> = entries.iter().collect();
+                sorted.sort();
+                let items: Vec<String> = sorted
+                    .iter()
+                    .map(|(i, c)| format!("{} : goto {c}", quote(i)))
+                    .collect();
+                write!(
+                    f,
+                    "{} vmap {{ {} }}",
+                    if *output { "oifname" } else { "iifname" },
+                    items.join(", ")
+                )
+            }
         }
     }
 }
@@ -569,7 +614,7 @@ mod tests {
         };
         assert_eq!(
             r.to_string(),
-            "ip daddr @sel-abc meta l4proto 6 th dport != { 80, 30000-32767 } meta mark set meta mark | 0x10000 log prefix \"AP0|gnp:x_y\" group 1 return comment \"rule 0\""
+            "ip daddr @sel-abc meta l4proto 6 th dport != { 80, 30000-32767 } meta mark set meta mark | 0x10000 log prefix \"AP0|gnp:x'y\" group 1 return comment \"rule 0\""
         );
     }
 
@@ -606,7 +651,7 @@ mod tests {
         let text = t.to_string();
         assert_eq!(
             text,
-            "add table inet policylab\ndelete table inet policylab\ntable inet policylab {\n\tset s1 {\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\telements = { 192.0.2.55/32, 203.0.113.0/24 }\n\t}\n\tchain forward-hook {\n\t\ttype filter hook forward priority 0; policy accept;\n\t\tct state { established, related } accept\n\t}\n}\n"
+            "add table inet policylab\ndelete table inet policylab\ntable inet policylab {\n\tset s1 {\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\telements = { 192.0.2.55/32, 203.0.113.0/24 }\n\t}\n\tchain forward-hook {\n\t\ttype filter hook forward priority 0; policy accept;\n\t\tct state established,related accept\n\t}\n}\n"
         );
     }
 }
