@@ -552,4 +552,15 @@ spec: {nets: [192.0.2.0/24, 198.51.100.7]}
         ["10.244.0.10/32", "192.0.2.0/24", "198.51.100.7/32"]
     );
     assert_eq!(a.name, b.name, "named after the selector");
+    // Host networks only (a threat feed's list): still a hash set.
+    let hosts = netset.replace("192.0.2.0/24, ", "192.0.2.9/32, ");
+    let c = sel(&compile(&small_world(&format!("{GNP_T}{hosts}"))));
+    assert!(!c.interval, "host networks are single addresses");
+    assert_eq!(
+        c.elements()
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>(),
+        ["10.244.0.10", "192.0.2.9", "198.51.100.7"]
+    );
 }

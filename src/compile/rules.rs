@@ -87,19 +87,31 @@ impl<'w> Sets<'w> {
     }
 
     /// The IP set of rule selector `s` (§6.4): member endpoint addresses and
-    /// network-set nets. A hash set when every member is a single address, an
-    /// interval set when it holds CIDRs.
+    /// network-set nets. A hash set when every member is a single address (host
+    /// networks included), an interval set when it holds a shorter prefix.
     pub fn selector(&mut self, s: usize, v6: bool) -> Name {
         let sel = &self.w.selector_sets[s];
         let name = set_name(v6, &sel.selector.unique_id());
         self.put(&name, || {
-            let nets: Vec<Element> = sel
+            let fam_nets: Vec<&IpNet> = sel
                 .nets
                 .iter()
                 .filter(|n| matches!((n, v6), (IpNet::V6(_), true) | (IpNet::V4(_), false)))
-                .map(|n| Element::Net(n.trunc()))
                 .collect();
-            let interval = !nets.is_empty();
+            // A /32 (/128) network is a single address: a set of only those (a
+            // threat feed's list, typically) stays a hash set, which nft loads and
+            // updates far faster than an interval set (kernel-notes §1).
+            let interval = fam_nets.iter().any(|n| n.prefix_len() < n.max_prefix_len());
+            let nets: Vec<Element> = fam_nets
+                .iter()
+                .map(|n| {
+                    if interval {
+                        Element::Net(n.trunc())
+                    } else {
+                        Element::Addr(n.addr())
+                    }
+                })
+                .collect();
             let mut elements: Vec<Element> = sel
                 .hosts
                 .iter()
