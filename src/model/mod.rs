@@ -78,8 +78,11 @@
 //!     direction) and dropped by `ct state invalid`: connect() completes, nothing
 //!     after it passes ([`NotrackedReply::cuts_after_handshake`]; a run's `http`
 //!     probe is denied by [`DecidedBy::UntrackedReply`], a `tcp` probe connects).
-//!     UDP, SCTP and ICMP replies reach the client and the probe's exchange is done
-//!     (allowed). A failsafe ACCEPT in raw does not NOTRACK, so it never triggers this.
+//!     UDP and ICMP replies reach the client and the probe's exchange is done
+//!     (allowed; kernel test `compile_probe`). SCTP is modelled like UDP (its
+//!     conntrack table does not reject a COOKIE_ECHO in COOKIE_WAIT) but is not
+//!     verified on a kernel. A failsafe ACCEPT in raw does not NOTRACK, so it never
+//!     triggers this.
 
 mod decider;
 mod explain;
