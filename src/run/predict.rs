@@ -214,7 +214,8 @@ pub(super) fn predict(
         if let Some(r) = d.notracked_reply {
             let cut = r.cuts_after_handshake(model::Proto::Tcp);
             let why = format!(
-                "the reply is untracked on {} ({}) although the request was tracked there",
+                "untracked policy on {} ({}) lets the reply through without conntrack, \
+                 although the request was tracked there",
                 r.node, r.allowed_by
             );
             match flow.protocol {
