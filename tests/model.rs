@@ -134,8 +134,13 @@ fn tcp(w: &World, from: &str, to: &str, port: u16) -> Flow {
 fn verdict<'w>(w: &'w World, f: &Flow) -> (Verdict, DecidedBy<'w>) {
     let full = evaluate(w, f);
     let fast = evaluate_fast(w, f);
-    assert_eq!((full.verdict, full.decided_by), fast, "{}", explain(w, f));
-    fast
+    assert_eq!(
+        (full.verdict, full.decided_by, full.notracked_reply),
+        fast,
+        "{}",
+        explain(w, f)
+    );
+    (fast.0, fast.1)
 }
 
 fn rule_by(d: DecidedBy<'_>) -> Option<(String, String, usize, Action)> {
@@ -923,6 +928,166 @@ fn untracked_flow_to_a_local_pod_is_denied() {
     );
 }
 
+/// Untracked ingress Allow on node1's uplink, as seed 001's `forward-default-allow`.
+const UNTRACKED_INGRESS_ALLOW: &str = "  selector: role == 'host'\n  order: 1000\n  doNotTrack: true\n  applyOnForward: true\n  types: [Ingress]\n  ingress: [{action: Allow}]\n";
+/// Untracked egress Allow only: the host's replies leave untracked.
+const UNTRACKED_EGRESS_ALLOW: &str = "  selector: role == 'host'\n  doNotTrack: true\n  applyOnForward: true\n  types: [Egress]\n  egress: [{action: Allow}]\n";
+/// Untracked both ways for TCP 8000 (the request itself is untracked).
+const UNTRACKED_BOTH_8000: &str = "  selector: role == 'host'\n  doNotTrack: true\n  applyOnForward: true\n  types: [Ingress, Egress]\n  ingress: [{action: Allow, protocol: TCP, destination: {ports: [8000]}}]\n  egress: [{action: Allow, protocol: TCP, source: {ports: [8000]}}]\n";
+
+/// Decision 18: a tracked flow whose reply untracked policy allows is allowed and
+/// flagged where the reply is NOTRACKed; TCP is cut after the handshake, UDP and
+/// ICMP are not.
+#[rstest]
+#[case::pod_egress_tcp(
+    UNTRACKED_INGRESS_ALLOW,
+    "default/client",
+    OUTSIDE,
+    Proto::Tcp,
+    443,
+    Some(StageKind::HostUntrackedIngress),
+    true
+)]
+#[case::pod_egress_udp(
+    UNTRACKED_INGRESS_ALLOW,
+    "default/client",
+    OUTSIDE,
+    Proto::Udp,
+    5353,
+    Some(StageKind::HostUntrackedIngress),
+    false
+)]
+#[case::failsafe_udp_reply_stays_tracked(
+    UNTRACKED_INGRESS_ALLOW,
+    "default/client",
+    OUTSIDE,
+    Proto::Udp,
+    53,
+    None,
+    false
+)]
+#[case::pod_egress_icmp(
+    UNTRACKED_INGRESS_ALLOW,
+    "default/client",
+    OUTSIDE,
+    Proto::Icmp,
+    0,
+    Some(StageKind::HostUntrackedIngress),
+    false
+)]
+#[case::pod_egress_sctp(
+    UNTRACKED_INGRESS_ALLOW,
+    "default/client",
+    OUTSIDE,
+    Proto::Sctp,
+    9000,
+    Some(StageKind::HostUntrackedIngress),
+    false
+)]
+#[case::pod_to_remote_pod(
+    UNTRACKED_INGRESS_ALLOW,
+    "default/client",
+    "other/remote",
+    Proto::Tcp,
+    8080,
+    Some(StageKind::HostUntrackedIngress),
+    true
+)]
+#[case::host_egress_tcp(
+    UNTRACKED_INGRESS_ALLOW,
+    NODE1,
+    OUTSIDE,
+    Proto::Tcp,
+    443,
+    Some(StageKind::HostUntrackedIngress),
+    true
+)]
+#[case::host_reply_leaves_untracked(
+    UNTRACKED_EGRESS_ALLOW,
+    OUTSIDE,
+    NODE1,
+    Proto::Tcp,
+    8080,
+    Some(StageKind::HostUntrackedEgress),
+    true
+)]
+#[case::failsafe_reply_stays_tracked(
+    UNTRACKED_EGRESS_ALLOW,
+    OUTSIDE,
+    NODE1,
+    Proto::Tcp,
+    22,
+    None,
+    false
+)]
+#[case::untracked_request(UNTRACKED_BOTH_8000, OUTSIDE, NODE1, Proto::Tcp, 8000, None, false)]
+#[case::reply_not_allowed_untracked(
+    UNTRACKED_BOTH_8000,
+    OUTSIDE,
+    NODE1,
+    Proto::Tcp,
+    8080,
+    None,
+    false
+)]
+fn untracked_reply_of_a_tracked_flow(
+    #[case] spec: &str,
+    #[case] from: &str,
+    #[case] to: &str,
+    #[case] proto: Proto,
+    #[case] port: u16,
+    #[case] stage: Option<StageKind>,
+    #[case] cut: bool,
+) {
+    let extra = hep(
+        "node1-eth0",
+        "node1",
+        "eth0",
+        NODE1,
+        "role: host",
+        "projectcalico-default-allow",
+    ) + &gnp("untracked", spec);
+    let w = world(&extra);
+    let mut f = tcp(&w, from, to, port);
+    f.protocol = proto;
+    if proto == Proto::Icmp {
+        f.dst_port = 0;
+    }
+    let (v, _) = verdict(&w, &f);
+    assert_eq!(v, Verdict::Allow, "{}", explain(&w, &f));
+    let d = evaluate(&w, &f);
+    let r = d.notracked_reply;
+    assert_eq!(r.map(|r| r.stage), stage, "{}", explain(&w, &f));
+    if let Some(r) = r {
+        assert_eq!(r.node, "node1");
+        assert_eq!(
+            rule_by(r.allowed_by).map(|r| r.1),
+            Some("untracked".to_string())
+        );
+        assert_eq!(r.cuts_after_handshake(proto), cut);
+        let text = explain(&w, &f);
+        assert!(text.contains("conntrack never sees it"), "{text}");
+        assert_eq!(text.contains("no data passes"), cut, "{text}");
+    }
+}
+
+/// Without the untracked Allow the reply is tracked: no flag.
+#[test]
+fn tracked_reply_without_untracked_policy_is_not_flagged() {
+    let extra = hep(
+        "node1-eth0",
+        "node1",
+        "eth0",
+        NODE1,
+        "role: host",
+        "projectcalico-default-allow",
+    );
+    let w = world(&extra);
+    let d = evaluate(&w, &tcp(&w, "default/client", OUTSIDE, 443));
+    assert_eq!(d.verdict, Verdict::Allow);
+    assert_eq!(d.notracked_reply, None);
+}
+
 #[rstest]
 #[case::endpoint_and_target_port("default/server", 8080, Verdict::Allow)]
 #[case::wrong_port("default/server", 9090, Verdict::Deny)]
@@ -1097,7 +1262,10 @@ mod props {
             let protocol = [Proto::Tcp, Proto::Udp, Proto::Sctp, Proto::Icmp][proto];
             let f = Flow::new(source, ip(ADDRS[dst]), protocol, port);
             let full = evaluate(&w, &f);
-            prop_assert_eq!((full.verdict, full.decided_by), evaluate_fast(&w, &f));
+            prop_assert_eq!(
+                (full.verdict, full.decided_by, full.notracked_reply),
+                evaluate_fast(&w, &f)
+            );
             let text = explain(&w, &f);
             prop_assert!(text.contains("Verdict: "));
             let _ = flow_log_policies(&full);

@@ -242,6 +242,21 @@ fn open_socket(spec: &ProbeSpec) -> io::Result<Opened> {
     })
 }
 
+const TCP_SYN: u8 = 0x02;
+
+/// The TCP flags of an IP packet (IPv4, or IPv6 without extension headers).
+fn tcp_flags(packet: &[u8]) -> Option<u8> {
+    let (next, l4) = match packet.first()? >> 4 {
+        4 => (*packet.get(9)?, usize::from(packet[0] & 0x0f) * 4),
+        6 => (*packet.get(6)?, 40),
+        _ => return None,
+    };
+    if next != proto::TCP {
+        return None;
+    }
+    packet.get(l4 + 13).copied()
+}
+
 fn flow_of(spec: &ProbeSpec, local: SocketAddr) -> FiveTuple {
     let protocol = match (spec.kind, spec.target) {
         (ProbeKind::Tcp | ProbeKind::Http, _) => proto::TCP,
@@ -426,6 +441,17 @@ async fn drive(
     let exchange = exchange(spec, socket, local);
     let drop_wait = async {
         match (drops, local) {
+            // A TCP probe is the handshake: a drop of the client's later packets
+            // (no SYN: sent after the SYN-ACK arrived, e.g. the ACK of a flow whose
+            // reply was untracked) does not undo the connect that already succeeded.
+            (Some(sink), Some(local)) if spec.kind == ProbeKind::Tcp => {
+                let flow = flow_of(spec, local);
+                sink.wait_for(started, spec.timeout, |e| {
+                    e.tuple.as_ref().is_some_and(|t| flow.same_flow(t))
+                        && tcp_flags(&e.payload).is_none_or(|f| f & TCP_SYN != 0)
+                })
+                .await
+            }
             (Some(sink), Some(local)) => {
                 let flow = flow_of(spec, local);
                 sink.wait_drop(&flow, started, spec.timeout).await
@@ -648,6 +674,27 @@ fn parse_response(buf: &[u8]) -> Option<HttpAnswer> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tcp_flags_of_logged_packets() {
+        // The ACK of a handshake as NFLOG copied it (IPv4, 20-byte header).
+        let mut ack = vec![
+            69, 0, 0, 52, 38, 195, 64, 0, 63, 6, 222, 200, 10, 244, 1, 10, 198, 51, 100, 7, 217,
+            118, 0, 80, 72, 141, 248, 65, 126, 246, 122, 154, 128, 16, 0, 63, 54, 95, 0, 0,
+        ];
+        assert_eq!(tcp_flags(&ack), Some(0x10));
+        ack[33] = TCP_SYN;
+        assert_eq!(tcp_flags(&ack), Some(TCP_SYN));
+        let mut v6 = vec![0u8; 60];
+        v6[0] = 0x60;
+        v6[6] = proto::TCP;
+        v6[53] = TCP_SYN;
+        assert_eq!(tcp_flags(&v6), Some(TCP_SYN));
+        assert_eq!(tcp_flags(&ack[..30]), None);
+        ack[9] = proto::UDP;
+        assert_eq!(tcp_flags(&ack), None);
+        assert_eq!(tcp_flags(&[]), None);
+    }
 
     #[test]
     fn parses_lab_responses() {

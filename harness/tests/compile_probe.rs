@@ -15,6 +15,7 @@ use policylab::compile::{
 };
 use policylab::diag::{Diagnostics, FileId, Span};
 use policylab::inventory::{ClusterConfig, Inventory, NodeDef};
+use policylab::lab::{LabPlan, NodePlan, OutsideHostPlan, PodPlan, ServerSpec};
 use policylab::manifest::load_documents;
 use policylab::model::{evaluate, Decider, Flow, FlowSource, Proto, Verdict};
 use policylab::resolve::{resolve, World};
@@ -22,7 +23,7 @@ use policylab::yaml::{parse_stream, Origin};
 use policylab_harness::netns::NetNs;
 use policylab_harness::nflog::{NflogListener, NflogSink};
 use policylab_harness::nft;
-use policylab_harness::probe::{probe, Outcome, ProbeSpec};
+use policylab_harness::probe::{probe, Outcome, ProbeKind, ProbeSpec};
 use policylab_harness::topology::{BuildOptions, Cluster};
 
 /// The small plan's pods as an inventory, plus `extra` manifests.
@@ -392,5 +393,118 @@ async fn compiled_policy_decides_like_the_model() {
         }
     }
     drop(listeners);
+    cluster.teardown().expect("teardown");
+}
+
+/// Seed 001's `forward-default-allow` on node-1's uplink: untracked ingress Allow
+/// of everything, so the replies of pod a's tracked egress arrive NOTRACKed.
+const UNTRACKED_REPLY: &str = r#"---
+apiVersion: projectcalico.org/v3
+kind: HostEndpoint
+metadata: {name: node-1-eth0, labels: {apply-IP-protect: "true"}}
+spec:
+  node: node-1
+  interfaceName: eth0
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: forward-default-allow}
+spec:
+  selector: apply-IP-protect == 'true'
+  order: 1000
+  doNotTrack: true
+  applyOnForward: true
+  types: [Ingress]
+  ingress:
+    - action: Allow
+"#;
+
+/// The small cluster's node-1 and pod a, and an outside host serving TCP 80 and UDP
+/// 5353 (not a failsafe port). No SCTP: the test machine's kernel has no SCTP.
+fn untracked_reply_plan() -> LabPlan {
+    LabPlan::builder("cdnt")
+        .node(
+            NodePlan::new("node-1", "172.18.0.11".parse().expect("v4"))
+                .with_pod_cidr("10.244.1.0/24".parse().expect("net")),
+        )
+        .node(
+            NodePlan::new("node-2", "172.18.0.12".parse().expect("v4"))
+                .with_pod_cidr("10.244.2.0/24".parse().expect("net")),
+        )
+        .pod(PodPlan::new(
+            "default",
+            "a",
+            "node-1",
+            "10.244.1.10".parse().expect("v4"),
+        ))
+        .outside(
+            OutsideHostPlan::new("laptop", ip("198.51.100.7"))
+                .with_server(ServerSpec::tcp(80))
+                .with_server(ServerSpec::udp(5353)),
+        )
+        .build()
+        .expect("valid plan")
+}
+
+/// Model decision 18 on the kernel: pod a's tracked egress to the laptop gets its
+/// replies NOTRACKed by node-1's untracked ingress Allow. TCP connects (the SYN-ACK
+/// reaches a) but an HTTP request never passes: a's ACK is conntrack INVALID on
+/// node-1 and dropped, logged as the model's `UntrackedReply`. UDP and ICMP are
+/// answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untracked_reply_of_a_tracked_flow_cuts_tcp_after_the_handshake() {
+    if !kernel_ready("untracked_reply_of_a_tracked_flow_cuts_tcp_after_the_handshake") {
+        return;
+    }
+    let cluster = Cluster::build(&untracked_reply_plan(), &BuildOptions::default())
+        .await
+        .expect("build");
+    let sink = NflogSink::new();
+    let node1 = cluster.node("node-1").expect("node");
+    let listener = NflogListener::start(node1, NFLOG_GROUP_DENY, sink.clone())
+        .await
+        .expect("listener");
+    let w = world(UNTRACKED_REPLY);
+    let compiled = compile(&w);
+    for (node, table) in &compiled.tables {
+        nft::apply(cluster.node(node).expect("node"), &table.to_string()).expect("load");
+    }
+    let a = cluster.pod("default", "a").expect("pod");
+    let src = FlowSource::Endpoint(w.endpoint_by_name("default/a").expect("ep"));
+    let laptop = ip("198.51.100.7");
+    for (kind, proto, port) in [
+        (ProbeKind::Tcp, Proto::Tcp, 80),
+        (ProbeKind::Http, Proto::Tcp, 80),
+        (ProbeKind::Udp, Proto::Udp, 5353),
+        (ProbeKind::Icmp, Proto::Icmp, 0),
+    ] {
+        let what = format!("a -> laptop:{port} {kind:?}");
+        let d = evaluate(&w, &Flow::new(src, laptop, proto, port));
+        assert_eq!(d.verdict, Verdict::Allow, "{what}");
+        let r = d
+            .notracked_reply
+            .unwrap_or_else(|| panic!("{what}: the model sees no untracked reply"));
+        assert_eq!(r.node, "node-1", "{what}");
+        let cut = r.cuts_after_handshake(proto) && kind == ProbeKind::Http;
+        sink.clear();
+        let spec = ProbeSpec::new(kind, laptop, port).with_timeout(Duration::from_secs(2));
+        let o = probe(a, &spec, Some(&sink)).await.expect("probe");
+        if cut {
+            assert_eq!(o.outcome, Outcome::TimedOut, "{what}: {o:?}");
+            let ev = o
+                .dropped_by
+                .as_ref()
+                .unwrap_or_else(|| panic!("{what}: no NFLOG"));
+            let tag = compiled
+                .decode(&ev.prefix)
+                .unwrap_or_else(|| panic!("{what}: prefix {:?} not in the legend", ev.prefix));
+            assert_eq!(tag.decider, Decider::UntrackedReply, "{what}");
+            assert_eq!(tag.node, "node-1", "{what}");
+        } else {
+            assert_eq!(o.outcome, Outcome::Connected, "{what}: {o:?}");
+        }
+        eprintln!("{what}: {:?}", o.outcome);
+    }
+    drop(listener);
     cluster.teardown().expect("teardown");
 }

@@ -128,6 +128,25 @@ pub fn explain(world: &World, flow: &Flow) -> String {
             "The packet reaches {dest} at {}:{}; the destination sees the client as {}.",
             d.final_dst_ip, d.final_dst_port, d.client_ip_seen
         );
+        if let Some(r) = &d.notracked_reply {
+            let _ = writeln!(
+                out,
+                "The reply is untracked on {} ({}: {}) although the request was tracked there: \
+                 conntrack never sees it.",
+                r.node,
+                r.stage.describe(),
+                r.allowed_by
+            );
+            if r.cuts_after_handshake(flow.protocol) {
+                let _ = writeln!(
+                    out,
+                    "The TCP handshake completes, but the client's next packet (its ACK) is an ACK \
+                     in SYN_SENT for conntrack on {}: INVALID, dropped by `ct state invalid` \
+                     (untracked reply). A connection opens; no data passes.",
+                    r.node
+                );
+            }
+        }
     } else {
         let _ = writeln!(
             out,

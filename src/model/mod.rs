@@ -7,8 +7,8 @@
 //! where the packet ended up after DNAT, and the full trace (stage by stage, tier by
 //! tier, policy by policy, rule by rule).
 //!
-//! - [`evaluate`]: full trace. [`evaluate_fast`]: verdict and decider only, without
-//!   allocating. Both run the same code, generic over a trace sink.
+//! - [`evaluate`]: full trace. [`evaluate_fast`]: verdict, decider and the
+//!   untracked-reply flag (decision 18) only, without allocating. Both run the same code, generic over a trace sink.
 //! - [`explain`]: a readable walk-through. [`flow_log_policies`]: §8.1 policy strings.
 //!
 //! Guarantees: pure, deterministic, never panics on a resolved world.
@@ -68,6 +68,21 @@
 //!     counting entries; end of tier is attributed to the tier's last applicable
 //!     policy; "no profile matched" adds no entry.
 //! 17. ICMP probes are echo requests (type 8, or 128 for IPv6); replies swap to 0/129.
+//! 18. Tracked request, untracked reply (§5.3, kernel conntrack): where a reply of a
+//!     flow that was *tracked* on a node crosses a raw hook of that node's HEP
+//!     (the same checks as decision 7) and untracked policy allows it, the reply is
+//!     NOTRACKed and conntrack never sees it. The flow stays [`Verdict::Allow`]
+//!     (the reply does reach the client) and [`Decision::notracked_reply`] records
+//!     where. For TCP the conntrack entry stays in SYN_SENT and the client's next
+//!     packet (the handshake's ACK) is INVALID (an ACK in SYN_SENT in the original
+//!     direction) and dropped by `ct state invalid`: connect() completes, nothing
+//!     after it passes ([`NotrackedReply::cuts_after_handshake`]; a run's `http`
+//!     probe is denied by [`DecidedBy::UntrackedReply`], a `tcp` probe connects).
+//!     UDP and ICMP replies reach the client and the probe's exchange is done
+//!     (allowed; kernel test `compile_probe`). SCTP is modelled like UDP (its
+//!     conntrack table does not reject a COOKIE_ECHO in COOKIE_WAIT) but is not
+//!     verified on a kernel. A failsafe ACCEPT in raw does not NOTRACK, so it never
+//!     triggers this.
 
 mod decider;
 mod explain;
@@ -354,7 +369,31 @@ pub struct Decision<'w> {
     pub destination: Destination,
     pub final_dst_ip: IpAddr,
     pub final_dst_port: u16,
+    /// An allowed flow that was tracked where its reply is allowed by untracked
+    /// policy (decision 18); `None` otherwise and for every denied flow.
+    pub notracked_reply: Option<NotrackedReply<'w>>,
     pub trace: Vec<Stage<'w>>,
+}
+
+/// A tracked flow's reply NOTRACKed by an untracked Allow (decision 18).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotrackedReply<'w> {
+    /// The node whose conntrack misses the reply.
+    pub node: &'w str,
+    /// [`StageKind::HostUntrackedIngress`] (the reply arrives on eth0) or
+    /// [`StageKind::HostUntrackedEgress`] (the host's reply leaves on eth0).
+    pub stage: StageKind,
+    /// The untracked rule that allowed the reply.
+    pub allowed_by: DecidedBy<'w>,
+}
+
+impl NotrackedReply<'_> {
+    /// Whether the client's packets after the reply are INVALID for that node's
+    /// conntrack and dropped: TCP only (its ACK in SYN_SENT). A TCP connection
+    /// completes its handshake and then carries nothing.
+    pub fn cuts_after_handshake(&self, protocol: Proto) -> bool {
+        protocol == Proto::Tcp
+    }
 }
 
 /// Evaluates a flow with the full trace.
@@ -362,7 +401,7 @@ pub struct Decision<'w> {
 /// Modelling decisions (where the spec is silent): see the [module docs](self).
 pub fn evaluate<'w>(world: &'w World, flow: &Flow) -> Decision<'w> {
     let mut sink = path::TraceSink::default();
-    let core = path::run(world, flow, &mut sink);
+    let (core, notracked_reply) = path::run(world, flow, &mut sink);
     Decision {
         verdict: core.verdict,
         decided_by: core.decided_by,
@@ -370,6 +409,7 @@ pub fn evaluate<'w>(world: &'w World, flow: &Flow) -> Decision<'w> {
         destination: core.destination,
         final_dst_ip: core.final_dst_ip,
         final_dst_port: core.final_dst_port,
+        notracked_reply,
         trace: sink.stages,
     }
 }
@@ -398,8 +438,11 @@ pub fn lb_arrival_node(world: &World, lb: IpAddr) -> Option<usize> {
     }
 }
 
-/// Verdict and decider only; does not allocate.
-pub fn evaluate_fast<'w>(world: &'w World, flow: &Flow) -> (Verdict, DecidedBy<'w>) {
-    let core = path::run(world, flow, &mut path::NoSink);
-    (core.verdict, core.decided_by)
+/// Verdict, decider and [`Decision::notracked_reply`] only; does not allocate.
+pub fn evaluate_fast<'w>(
+    world: &'w World,
+    flow: &Flow,
+) -> (Verdict, DecidedBy<'w>, Option<NotrackedReply<'w>>) {
+    let (core, notracked_reply) = path::run(world, flow, &mut path::NoSink);
+    (core.verdict, core.decided_by, notracked_reply)
 }

@@ -6,8 +6,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::matching::{evaluate_endpoint, target_port, Ctx, Outcome};
 use super::{
-    DecidedBy, Destination, Flow, FlowSource, Packet, Proto, Stage, StageKind, StageResult, Step,
-    Verdict, FAILSAFE_INBOUND, FAILSAFE_OUTBOUND,
+    DecidedBy, Destination, Flow, FlowSource, NotrackedReply, Packet, Proto, Stage, StageKind,
+    StageResult, Step, Verdict, FAILSAFE_INBOUND, FAILSAFE_OUTBOUND,
 };
 use crate::resolve::{Direction, EndpointKind, StageClass, World};
 
@@ -114,11 +114,19 @@ struct Run<'w, 's, S> {
     pending_snat: Option<IpAddr>,
     replies: [Option<ReplyCheck>; MAX_REPLY_CHECKS],
     hops: usize,
+    /// The first reply of a tracked request that untracked policy allows (decision 18).
+    notracked_reply: Option<NotrackedReply<'w>>,
 }
 
 type Step2<'w> = Result<(), Core<'w>>;
 
-pub(crate) fn run<'w, S: Sink<'w>>(w: &'w World, flow: &Flow, sink: &mut S) -> Core<'w> {
+/// Evaluates a flow: the core of the decision and, for an allowed flow, the
+/// untracked reply of a tracked request (decision 18).
+pub(crate) fn run<'w, S: Sink<'w>>(
+    w: &'w World,
+    flow: &Flow,
+    sink: &mut S,
+) -> (Core<'w>, Option<NotrackedReply<'w>>) {
     let v6 = flow.dst.is_ipv6();
     let unspecified = if v6 {
         IpAddr::V6(Ipv6Addr::UNSPECIFIED)
@@ -140,6 +148,7 @@ pub(crate) fn run<'w, S: Sink<'w>>(w: &'w World, flow: &Flow, sink: &mut S) -> C
         pending_snat: None,
         replies: [None; MAX_REPLY_CHECKS],
         hops: 0,
+        notracked_reply: None,
     };
     enum Origin {
         Pod(usize, usize),
@@ -182,10 +191,15 @@ pub(crate) fn run<'w, S: Sink<'w>>(w: &'w World, flow: &Flow, sink: &mut S) -> C
             None => Err(run.deny(DecidedBy::Unroutable, pkt, Verdict::Deny)),
         },
     };
-    match result {
+    let core = match result {
         Ok(()) => unreachable_core(pkt),
         Err(core) => core,
-    }
+    };
+    let reply = match core.verdict {
+        Verdict::Allow => run.notracked_reply,
+        Verdict::Deny | Verdict::Refused => None,
+    };
+    (core, reply)
 }
 
 /// Every path ends in `Err(core)`; this keeps `run` total without a panic.
@@ -307,7 +321,19 @@ impl<'w, S: Sink<'w>> Run<'w, '_, S> {
             );
             match res {
                 StageResult::Deny(by) => return Err(self.deny(by, pkt, Verdict::Deny)),
-                StageResult::Allow(_) => {}
+                // A failsafe ACCEPT in raw does not NOTRACK: the reply stays tracked.
+                StageResult::Allow(DecidedBy::Failsafe) => {}
+                StageResult::Allow(by) => {
+                    if !rc.notracked && self.notracked_reply.is_none() {
+                        // Decision 18: the request was tracked on this node but its
+                        // reply is NOTRACKed, so conntrack never sees it.
+                        self.notracked_reply = Some(NotrackedReply {
+                            node: self.node_name(rc.node),
+                            stage: kind,
+                            allowed_by: by,
+                        });
+                    }
+                }
                 StageResult::Continue => {
                     if rc.notracked {
                         return Err(self.deny(DecidedBy::UntrackedReply, pkt, Verdict::Deny));

@@ -209,6 +209,37 @@ pub(super) fn predict(
             }
         }
     }
+    if outcome == Outcome::Allow {
+        // Decision 18 of the model: the reply is untracked where the request was tracked.
+        if let Some(r) = d.notracked_reply {
+            let cut = r.cuts_after_handshake(model::Proto::Tcp);
+            let why = format!(
+                "untracked policy on {} ({}) lets the reply through without conntrack, \
+                 although the request was tracked there",
+                r.node, r.allowed_by
+            );
+            match flow.protocol {
+                ProbeProtocol::Http if cut => {
+                    outcome = Outcome::Deny;
+                    decider = Decider::UntrackedReply;
+                    status = None;
+                    note = Some(format!(
+                        "{why}: the TCP handshake completes but the client's ACK is \
+                         conntrack INVALID on {} and dropped, so the request never passes",
+                        r.node
+                    ));
+                }
+                ProbeProtocol::Tcp if cut => {
+                    note = Some(format!(
+                        "{why}: the TCP handshake completes; later packets would be \
+                         conntrack INVALID on {} and dropped",
+                        r.node
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
     let client_ip_seen = (outcome == Outcome::Allow).then_some(d.client_ip_seen);
     let mut alerts: Vec<String> = feeds
         .iter()
