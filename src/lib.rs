@@ -13,16 +13,23 @@
 //!   rewritten selectors and their member sets, services.
 //! - [`model`]: the reference evaluator: `World` × `Flow` → `Decision` with the
 //!   full trace, `explain`, flow-log policy strings.
+//! - [`feed`]: threat-feed lists (newline, JSON, CSV) parsed into networks.
+//! - [`run`]: a scenario's steps on the reference model: the [`run::Plan`] with
+//!   every probe's prediction, feed pulls, and the types a dataplane fills in.
+//! - [`report`]: the run's report (text snapshot, JSON, JUnit) and exit code.
 //! - [`nft`]: nftables rulesets as typed values, rendered to `nft -f` text.
 //! - [`lab`]: the lab plan, the topology the harness builds in the kernel.
 
 pub mod diag;
+pub mod feed;
 pub mod inventory;
 pub mod lab;
 pub mod manifest;
 pub mod model;
 pub mod nft;
+pub mod report;
 pub mod resolve;
+pub mod run;
 pub mod scenario;
 pub mod selector;
 pub mod yaml;

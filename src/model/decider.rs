@@ -39,6 +39,11 @@ pub enum Decider {
     NoServiceEndpoint,
     UntrackedReply,
     Unroutable,
+    /// An outside host that is `fail:`ed: it neither answers nor sends (set by the
+    /// runner, never by the model).
+    HostDown {
+        host: String,
+    },
 }
 
 impl From<DecidedBy<'_>> for Decider {
@@ -126,6 +131,7 @@ impl fmt::Display for Decider {
             Decider::NoServiceEndpoint => f.write_str("no service endpoint"),
             Decider::UntrackedReply => f.write_str("untracked reply not allowed"),
             Decider::Unroutable => f.write_str("unroutable"),
+            Decider::HostDown { host } => write!(f, "outside host {host} is down"),
         }
     }
 }

@@ -1,0 +1,208 @@
+//! Flow-log records (calico-semantics §8.1, §8.2) of one probe, from the model's
+//! decision: one record per reporting stage.
+//!
+//! Reporters: the source workload's egress stage reports `src`, the destination
+//! workload's ingress stage reports `dst`; a host-endpoint stage reports when at
+//! least one tier applied there (`src` for egress stages, `dst` for the others).
+//! Stages without a verdict (untracked / pre-DNAT pass-through) and reply-direction
+//! checks make no record. Addresses are the packet as the reporting stage saw it.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+use super::ProbeFlow;
+use crate::model::{flow_log_policies, Decision, StageKind, StageResult};
+use crate::resolve::{EndpointKind, World};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reporter {
+    Src,
+    Dst,
+}
+
+/// `{type, namespace, name, aggregated_name}` of one end (§8.1).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct EndpointMeta {
+    /// `wep`, `hep`, `ns` or `net`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// `-` when not namespaced.
+    pub namespace: String,
+    pub name: String,
+    pub aggregated_name: String,
+}
+
+impl std::fmt::Display for EndpointMeta {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.namespace == "-" {
+            write!(f, "{} {}", self.kind, self.name)
+        } else {
+            write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
+        }
+    }
+}
+
+/// One Felix flow-log record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FlowLogRecord {
+    pub reporter: Reporter,
+    pub src_ip: IpAddr,
+    pub dst_ip: IpAddr,
+    pub proto: &'static str,
+    pub src_port: Option<u16>,
+    pub dst_port: Option<u16>,
+    pub source: EndpointMeta,
+    pub destination: EndpointMeta,
+    /// `namespace/name` when the probe dialled a service address.
+    pub destination_service: Option<String>,
+    /// `allow` or `deny`.
+    pub action: &'static str,
+    /// The enforced policy trace, `<idx>|<tier>|<kind>:<name>|<action>|<rule>`.
+    pub policies: Vec<String>,
+}
+
+fn proto_name(p: u8) -> &'static str {
+    match p {
+        6 => "tcp",
+        17 => "udp",
+        132 => "sctp",
+        1 => "icmp",
+        58 => "icmp6",
+        _ => "other",
+    }
+}
+
+fn policing(k: StageKind) -> bool {
+    !matches!(
+        k,
+        StageKind::ServiceDnat
+            | StageKind::ServiceSnat
+            | StageKind::EndpointToHost
+            | StageKind::Unpoliced
+    )
+}
+
+pub(super) fn records(world: &World, d: &Decision<'_>, flow: &ProbeFlow) -> Vec<FlowLogRecord> {
+    let service = world
+        .services
+        .iter()
+        .find(|s| s.cluster_ip == Some(flow.dst_ip) || s.load_balancer_ip == Some(flow.dst_ip))
+        .map(|s| format!("{}/{}", s.namespace, s.name));
+    let stages = d.trace.iter().filter(|s| policing(s.kind));
+    let mut out = Vec::new();
+    for (stage, fl) in stages.zip(flow_log_policies(d)) {
+        if stage.reply {
+            continue;
+        }
+        let action = match stage.result {
+            StageResult::Allow(_) => "allow",
+            StageResult::Deny(_) => "deny",
+            StageResult::Continue => continue,
+        };
+        let reporter = match stage.kind {
+            StageKind::WorkloadEgress => Reporter::Src,
+            StageKind::WorkloadIngress => Reporter::Dst,
+            _ if fl.policies.is_empty() => continue,
+            StageKind::HostUntrackedEgress
+            | StageKind::HostNormalEgress
+            | StageKind::HostForwardEgress => Reporter::Src,
+            _ => Reporter::Dst,
+        };
+        let own_ns = stage
+            .endpoint
+            .and_then(|e| world.endpoints.get(e))
+            .and_then(|e| e.namespace.clone());
+        let p = stage.packet;
+        let ports = matches!(p.proto, 6 | 17 | 132);
+        out.push(FlowLogRecord {
+            reporter,
+            src_ip: p.src,
+            dst_ip: p.dst,
+            proto: proto_name(p.proto),
+            src_port: ports.then_some(p.src_port),
+            dst_port: ports.then_some(p.dst_port),
+            source: meta(world, p.src, own_ns.as_deref()),
+            destination: meta(world, p.dst, own_ns.as_deref()),
+            destination_service: service.clone(),
+            action,
+            policies: fl.policies,
+        });
+    }
+    out
+}
+
+/// §8.1 / §8.2: a workload, a host endpoint, a network set (longest prefix; the
+/// flow's own namespace first, then global sets, ties by name), else `net`.
+pub(super) fn meta(world: &World, ip: IpAddr, own_ns: Option<&str>) -> EndpointMeta {
+    let owner = world.owner(ip);
+    if let Some(e) = owner.workload.and_then(|i| world.endpoints.get(i)) {
+        return EndpointMeta {
+            kind: "wep",
+            namespace: e.namespace.clone().unwrap_or_else(|| "-".into()),
+            name: e.name.clone(),
+            aggregated_name: e.name.clone(),
+        };
+    }
+    let hep = owner
+        .host_endpoint
+        .or_else(|| owner.node.and_then(|n| world.hep_for(n, "eth0")));
+    if let Some(e) = hep.and_then(|i| world.endpoints.get(i)) {
+        if e.kind == EndpointKind::Host {
+            return EndpointMeta {
+                kind: "hep",
+                namespace: "-".into(),
+                name: e.name.clone(),
+                aggregated_name: e.node.clone(),
+            };
+        }
+    }
+    let mut best: Option<(u8, u8, &str, Option<&str>)> = None; // (ns rank, prefix, name, ns)
+    for s in &world.network_sets {
+        let Some(prefix) = s
+            .nets
+            .iter()
+            .filter(|n: &&IpNet| n.contains(&ip))
+            .map(|n| n.prefix_len())
+            .max()
+        else {
+            continue;
+        };
+        let rank = match (&s.namespace, own_ns) {
+            (Some(ns), Some(own)) if ns == own => 2,
+            (None, _) => 1,
+            _ => 0,
+        };
+        let cand = (rank, prefix, s.name.as_str(), s.namespace.as_deref());
+        let better = match &best {
+            None => true,
+            Some(b) => {
+                (cand.0, cand.1) > (b.0, b.1) || ((cand.0, cand.1) == (b.0, b.1) && cand.2 < b.2)
+            }
+        };
+        if better {
+            best = Some(cand);
+        }
+    }
+    if let Some((_, _, name, ns)) = best {
+        return EndpointMeta {
+            kind: "ns",
+            namespace: ns.unwrap_or("-").to_string(),
+            name: name.to_string(),
+            aggregated_name: name.to_string(),
+        };
+    }
+    let private = match ip {
+        IpAddr::V4(v4) => v4.is_private(),
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xfe00) == 0xfc00,
+    };
+    let agg = if private { "pvt" } else { "pub" };
+    EndpointMeta {
+        kind: "net",
+        namespace: "-".into(),
+        name: "-".into(),
+        aggregated_name: agg.into(),
+    }
+}
