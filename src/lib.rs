@@ -18,8 +18,11 @@
 //!   every probe's prediction, feed pulls, and the types a dataplane fills in.
 //! - [`report`]: the run's report (text snapshot, JSON, JUnit) and exit code.
 //! - [`nft`]: nftables rulesets as typed values, rendered to `nft -f` text.
+//! - [`compile`]: `World` → one nftables table per node namespace, in Calico's
+//!   layout, with the NFLOG legend that tells which stage and rule decided.
 //! - [`lab`]: the lab plan, the topology the harness builds in the kernel.
 
+pub mod compile;
 pub mod diag;
 pub mod feed;
 pub mod inventory;

@@ -203,6 +203,11 @@ pub enum Match {
     },
     /// `fib daddr type local`
     DaddrLocal,
+    /// `icmpv6 type { 133, 134, 135, 136 }` (a list of types; `icmp` for IPv4).
+    IcmpTypes {
+        family: Family,
+        types: Vec<u8>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -239,6 +244,15 @@ pub enum Verdict {
     Return,
     Jump(Name),
     Goto(Name),
+    /// `reject` (ICMP port unreachable / ICMPv6 port unreachable, as kube-proxy).
+    Reject,
+    /// `iifname vmap { "a" : goto c1, ... }` (or `oifname`): dispatch by interface.
+    /// Entries are sorted by interface name on rendering; an empty map is never
+    /// rendered by the compiler (nft rejects it).
+    IfaceVmap {
+        output: bool,
+        entries: Vec<(String, Name)>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -396,6 +410,13 @@ impl fmt::Display for Match {
                 )
             }
             Match::DaddrLocal => f.write_str("fib daddr type local"),
+            Match::IcmpTypes { family, types } => {
+                let p = match family {
+                    Family::V4 => "icmp",
+                    Family::V6 => "icmpv6",
+                };
+                write!(f, "{p} type {}", list(types))
+            }
         }
     }
 }
@@ -429,6 +450,21 @@ impl fmt::Display for Verdict {
             Verdict::Return => f.write_str("return"),
             Verdict::Jump(c) => write!(f, "jump {c}"),
             Verdict::Goto(c) => write!(f, "goto {c}"),
+            Verdict::Reject => f.write_str("reject"),
+            Verdict::IfaceVmap { output, entries } => {
+                let mut sorted: Vec<&(String, Name)> = entries.iter().collect();
+                sorted.sort();
+                let items: Vec<String> = sorted
+                    .iter()
+                    .map(|(i, c)| format!("{} : goto {c}", quote(i)))
+                    .collect();
+                write!(
+                    f,
+                    "{} vmap {{ {} }}",
+                    if *output { "oifname" } else { "iifname" },
+                    items.join(", ")
+                )
+            }
         }
     }
 }

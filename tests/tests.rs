@@ -9,6 +9,7 @@ mod bad_scenarios; // one snapshot of rendered diagnostics per bad scenario file
 mod scenario; // table-driven scenario loading tests
 
 mod bad_input; // one file per mistake: every bad manifest and its exact message
+mod compile; // the nft policy compiler: snapshots of every scenario's tables
 mod fuzz; // bounded fuzzing of YAML reading and manifest loading: never a panic
 mod lab_plan;
 mod model; // the reference model: resolve + evaluate over small YAML worlds // the lab a scenario needs: pods over every step, servers, LB routes
