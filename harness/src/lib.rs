@@ -11,14 +11,20 @@
 //! - [`probe`]: TCP, HTTP, UDP, SCTP and ICMP probes whose results are data.
 //! - [`nflog`]: NFLOG listeners, to know within a millisecond that a probe was dropped.
 //! - [`nft`]: loading nft scripts into a namespace atomically.
+//! - [`feedserver`]: threat-feed files over HTTP(S) from an outside host, with a
+//!   scenario CA, run-time file replacement and host failure.
+//! - [`puller`]: pulling a GlobalThreatFeed's URL over real HTTP(S) from inside a
+//!   namespace, with distinct errors for a feed's status.
 //!
 //! Nothing here ever configures the machine's own (root) network namespace: every
 //! configuring thread checks which namespace it is in first.
 
+pub mod feedserver;
 pub mod netns;
 pub mod nflog;
 pub mod nft;
 pub mod probe;
+pub mod puller;
 pub mod server;
 pub mod topology;
 
