@@ -34,6 +34,12 @@ use crate::server::IPPROTO_SCTP;
 pub enum ProbeKind {
     /// A TCP handshake.
     Tcp,
+    /// A TCP handshake (that is the verdict), then a best-effort `GET /` so that a lab
+    /// echo server tells the client address it saw ([`Observation::client_addr`]);
+    /// whatever the GET does, a completed handshake is `Connected` and no HTTP status
+    /// is reported. The runner's `tcp` probes use it: the reference model predicts the
+    /// client address of every allowed probe.
+    TcpEcho,
     /// An HTTP/1.1 `GET /` over TCP; the status and body are recorded.
     Http,
     /// A UDP datagram that must come back (the lab's UDP echo servers).
@@ -151,6 +157,13 @@ impl Observation {
     }
 }
 
+/// How long a [`ProbeKind::TcpEcho`] probe waits for the echo server's answer at most.
+pub const ECHO_BUDGET: Duration = Duration::from_millis(500);
+/// What a [`ProbeKind::TcpEcho`] probe keeps free before its deadline.
+const ECHO_MARGIN: Duration = Duration::from_millis(50);
+/// The start of a UDP probe's datagram (the lab's echo server recognises it).
+pub const UDP_TOKEN: &str = "policylab-probe ";
+
 /// A failure of the harness, not of the network.
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
@@ -206,7 +219,7 @@ fn open_socket(spec: &ProbeSpec) -> io::Result<Opened> {
         IpAddr::V6(_) => Domain::IPV6,
     };
     let (ty, p) = match spec.kind {
-        ProbeKind::Tcp | ProbeKind::Http => (Type::STREAM, Protocol::TCP),
+        ProbeKind::Tcp | ProbeKind::TcpEcho | ProbeKind::Http => (Type::STREAM, Protocol::TCP),
         ProbeKind::Udp => (Type::DGRAM, Protocol::UDP),
         ProbeKind::Sctp => (Type::STREAM, Protocol::from(IPPROTO_SCTP)),
         ProbeKind::Icmp => match spec.target {
@@ -244,7 +257,7 @@ fn open_socket(spec: &ProbeSpec) -> io::Result<Opened> {
 
 fn flow_of(spec: &ProbeSpec, local: SocketAddr) -> FiveTuple {
     let protocol = match (spec.kind, spec.target) {
-        (ProbeKind::Tcp | ProbeKind::Http, _) => proto::TCP,
+        (ProbeKind::Tcp | ProbeKind::TcpEcho | ProbeKind::Http, _) => proto::TCP,
         (ProbeKind::Udp, _) => proto::UDP,
         (ProbeKind::Sctp, _) => proto::SCTP,
         (ProbeKind::Icmp, IpAddr::V4(_)) => proto::ICMP,
@@ -423,7 +436,7 @@ async fn drive(
         source,
     };
 
-    let exchange = exchange(spec, socket, local);
+    let exchange = exchange(spec, socket, local, deadline);
     let drop_wait = async {
         match (drops, local) {
             (Some(sink), Some(local)) => {
@@ -451,10 +464,12 @@ async fn drive(
         Ok(Exchange::Done { http }) => {
             let mut o = Observation::new(Outcome::Connected, elapsed);
             if let Some(h) = http {
-                o.http_status = Some(h.status);
+                if spec.kind == ProbeKind::Http {
+                    o.http_status = Some(h.status);
+                    o.body = Some(h.body);
+                }
                 o.server = h.server;
                 o.client_addr = h.client;
-                o.body = Some(h.body);
             }
             o
         }
@@ -503,9 +518,10 @@ async fn exchange(
     spec: &ProbeSpec,
     socket: Socket,
     local: Option<SocketAddr>,
+    deadline: Instant,
 ) -> io::Result<Exchange> {
     match spec.kind {
-        ProbeKind::Tcp | ProbeKind::Http => {
+        ProbeKind::Tcp | ProbeKind::TcpEcho | ProbeKind::Http => {
             let std_stream: std::net::TcpStream = socket.into();
             let stream = tokio::net::TcpStream::from_std(std_stream)?;
             stream.writable().await?;
@@ -517,13 +533,30 @@ async fn exchange(
             if spec.kind == ProbeKind::Tcp {
                 return Ok(Exchange::Done { http: None });
             }
+            if spec.kind == ProbeKind::TcpEcho {
+                // Leave a margin before the caller's deadline so the completed
+                // handshake is always reported.
+                let budget = deadline
+                    .saturating_duration_since(Instant::now())
+                    .saturating_sub(ECHO_MARGIN)
+                    .min(ECHO_BUDGET);
+                let http = match tokio::time::timeout(budget, http_get(stream, spec)).await {
+                    Ok(Ok(Exchange::Done { http: Some(mut h) })) => {
+                        // Only the client address counts; a TCP probe has no status.
+                        h.body.clear();
+                        Some(h)
+                    }
+                    _ => None,
+                };
+                return Ok(Exchange::Done { http });
+            }
             http_get(stream, spec).await
         }
         ProbeKind::Udp => {
             let std_sock: std::net::UdpSocket = socket.into();
             let sock = tokio::net::UdpSocket::from_std(std_sock)?;
             let token = format!(
-                "policylab-probe {} {}\n",
+                "{UDP_TOKEN}{} {}\n",
                 local.map(|l| l.to_string()).unwrap_or_default(),
                 spec.target
             );
@@ -531,8 +564,19 @@ async fn exchange(
             let mut buf = vec![0u8; 2048];
             loop {
                 let n = sock.recv(&mut buf).await?;
-                if &buf[..n] == token.as_bytes() {
-                    return Ok(Exchange::Done { http: None });
+                if let Some(rest) = buf[..n].strip_prefix(token.as_bytes()) {
+                    // The lab's UDP echo appends `client=<addr>` (what it saw).
+                    let client = std::str::from_utf8(rest)
+                        .ok()
+                        .and_then(|r| r.trim().strip_prefix("client="))
+                        .and_then(|a| a.parse().ok());
+                    let http = client.map(|c| HttpAnswer {
+                        status: 0,
+                        body: String::new(),
+                        server: None,
+                        client: Some(c),
+                    });
+                    return Ok(Exchange::Done { http });
                 }
             }
         }

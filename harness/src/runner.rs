@@ -1,0 +1,972 @@
+//! This module deals with the kernel dataplane: running a scenario's [`Plan`] for real
+//! in network namespaces and turning what the kernel did into one
+//! [`policylab::run::Observation`] per probe, to be compared with the reference model.
+//!
+//! Input: a [`Plan`] (`policylab::run::plan`). Output: a [`KernelRun`]: the
+//! observations in [`Plan::probes`] order, the kernel's attribution of each probe
+//! (its NFLOG events, decoded) and every feed pull whose real result differs from
+//! the model's.
+//!
+//! How a run goes:
+//! 1. The lab is built once ([`policylab::lab::plan_for_states`] over the plan's
+//!    step inventories: every pod of every step, servers, LB routes); dead runs'
+//!    namespaces are swept first ([`crate::netns::Lab::new`]).
+//! 2. In every node namespace an NFLOG listener binds group
+//!    [`compile::NFLOG_GROUP_VERDICT`] (every deciding rule logs there) and one binds
+//!    [`compile::NFLOG_GROUP_LOG_RULE`] (Log-action rules).
+//! 3. Outside hosts with `files:` get a [`FeedServer`] (HTTP on 80, HTTPS on 443 with
+//!    a certificate from a CA made for the run); feed pulls run from the fabric
+//!    namespace with a [`Puller`] that trusts only that CA and resolves only the
+//!    scenario's `hostnames` (feedio's documented choice: control-plane traffic, no
+//!    scenario policy applies to it).
+//! 4. Per step: `fail`/`recover` ([`Cluster::set_outside_failed`]), `serve` (the feed
+//!    server's file), the step's feed pulls (real HTTP(S), parsed with
+//!    [`policylab::feed::parse`] and checked against the model's list), then, when
+//!    the world changed, [`compile::compile`] and one atomic `nft -f` per node (a
+//!    probe right after sees the new policy), LB routes moved when
+//!    [`policylab::lab::load_balancer_routes`] changes, then the step's probes (all
+//!    of a matrix concurrently) from the source's namespace, bound to the planned
+//!    source address.
+//!
+//! # Attribution
+//! A probe's events are the NFLOG events of its flow in every node namespace: same
+//! protocol and source port, and either the probe's own source address or, after
+//! source NAT, a node address or the client address the echo server reported. After
+//! a probe batch every listener is drained ([`NflogListener::drain`]): the kernel
+//! queues an NFLOG message while it still processes the logged packet, so the events
+//! are complete when the probes have their answers (no settle time). A denied probe
+//! ends as soon as a denying event of its flow arrives (no timeout wait).
+//!
+//! Events are put in path order: a packet visits the source's node first and the
+//! destination's node last, and the events of one node arrive in the order its rules
+//! logged them (one socket per group per namespace). So a node with a source-side
+//! stage (workload or host egress) ranks first, one with a destination-side stage
+//! (workload or host ingress) last, any other node in between. From the ordered
+//! events, as the model defines them (`run::Prediction`): the decider is the first
+//! denying event, else the last allowing one; the allowing deciders are the allowing
+//! events, each once; `logged`/`log_lines` come from the Log-rule events (one line per
+//! Log rule and stage, the packet as that rule saw it). Pass events only trace.
+//! A denied probe with no denying event whose source or destination is a `fail:`ed
+//! outside host is decided by [`Decider::HostDown`], as the model says.
+//!
+//! # What the kernel cannot see
+//! The client address a server saw is known from the lab's echo servers (TCP, HTTP,
+//! UDP); ICMP and SCTP probes report none (and are not compared on it).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use policylab::compile::{self, Compiled, LogTag};
+use policylab::feed;
+use policylab::inventory::{Inventory, OutsideHost};
+use policylab::lab::{self, LabPlan};
+use policylab::manifest::{Body, Kind, ResourceKey};
+use policylab::model::{Decider, StageKind};
+use policylab::resolve::{Action, Direction, World};
+use policylab::run::{
+    FeedPull, LogLine, Observation, Outcome, Plan, PlannedStep, ProbeFlow, PullResult,
+};
+use policylab::scenario::{Endpoint, ProbeProtocol};
+use tokio::task::JoinHandle;
+
+use crate::feedserver::{FeedServer, FeedServerError, FeedServerOptions, ScenarioCa};
+use crate::netns::{NetNs, NetnsError};
+use crate::nflog::{proto, FiveTuple, NflogError, NflogEvent, NflogListener, NflogSink};
+use crate::probe::{self, ProbeError, ProbeKind, ProbeSpec};
+use crate::puller::{PullHeader, PullRequest, Puller};
+use crate::topology::{BuildOptions, Cluster, TopologyError};
+
+/// How long one feed pull may take (a failed host times out after this).
+pub const PULL_TIMEOUT: Duration = Duration::from_secs(2);
+/// Probes in flight at once.
+pub const PROBE_CONCURRENCY: usize = 128;
+/// Probes per batch (events are collected and the listeners drained per batch; the
+/// sinks remember [`crate::nflog::HISTORY`] events).
+pub const PROBE_BATCH: usize = 256;
+/// The environment variable of the test hook that perturbs the kernel side (debug
+/// builds only): when set to `1`, the first denying policy rule compiled for each
+/// node accepts instead, so the kernel disagrees with the model.
+pub const PERTURB_ENV: &str = "POLICYLAB_TEST_PERTURB_KERNEL";
+
+/// What went wrong running on the kernel (the machine, not the scenario).
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    #[error("planning the lab: {0}")]
+    Lab(#[from] lab::FromStatesError),
+    #[error("building the lab: {0}")]
+    Topology(#[from] TopologyError),
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+    #[error("listening to NFLOG: {0}")]
+    Nflog(#[from] NflogError),
+    #[error("feed server: {0}")]
+    FeedServer(#[from] FeedServerError),
+    #[error("loading the policy of node {node}: {source}")]
+    Nft {
+        node: String,
+        #[source]
+        source: crate::nft::NftError,
+    },
+    #[error("probe {probe}: {source}")]
+    Probe {
+        probe: String,
+        #[source]
+        source: ProbeError,
+    },
+    #[error("{0}")]
+    Missing(String),
+}
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunnerOptions {
+    pub build: BuildOptions,
+    pub pull_timeout: Duration,
+    /// Flip the first denying policy rule of every node (test hook, see
+    /// [`PERTURB_ENV`]).
+    pub perturb: bool,
+}
+
+impl Default for RunnerOptions {
+    fn default() -> Self {
+        RunnerOptions {
+            build: BuildOptions::default(),
+            pull_timeout: PULL_TIMEOUT,
+            perturb: perturb_requested(),
+        }
+    }
+}
+
+/// Whether the test hook [`PERTURB_ENV`] is on (never in release builds).
+pub fn perturb_requested() -> bool {
+    cfg!(debug_assertions) && std::env::var(PERTURB_ENV).is_ok_and(|v| v == "1")
+}
+
+/// One NFLOG event of a probe's flow, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelEvent {
+    pub node: String,
+    /// `None` when the prefix is not in the legend (a bug; shown in the trace).
+    pub tag: Option<LogTag>,
+    pub prefix: String,
+    pub packet: Option<FiveTuple>,
+    pub log_rule: bool,
+}
+
+impl std::fmt::Display for KernelEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let packet = match &self.packet {
+            Some(t) => format!(
+                "{}:{} -> {}:{} proto {}",
+                t.src, t.src_port, t.dst, t.dst_port, t.protocol
+            ),
+            None => "packet not parsed".into(),
+        };
+        match &self.tag {
+            Some(t) => write!(
+                f,
+                "{}: {}: {}{} [{packet}]",
+                self.node,
+                t.stage.describe(),
+                t.decider,
+                if t.log_rule { " (log rule)" } else { "" }
+            ),
+            None => write!(
+                f,
+                "{}: unknown NFLOG prefix {:?} [{packet}]",
+                self.node, self.prefix
+            ),
+        }
+    }
+}
+
+/// What the kernel did with one probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelProbe {
+    pub observation: Observation,
+    /// The probe's events in path order (verdict group, then Log rules).
+    pub events: Vec<KernelEvent>,
+    /// The harness's own words on the probe (a refusal's errno, a drop's prefix).
+    pub detail: Option<String>,
+}
+
+impl KernelProbe {
+    /// The kernel's attribution, one line per event.
+    pub fn trace(&self) -> String {
+        let mut out = String::new();
+        if self.events.is_empty() {
+            out.push_str("  (no NFLOG event of this flow)\n");
+        }
+        for e in &self.events {
+            out.push_str(&format!("  {e}\n"));
+        }
+        if let Some(d) = &self.detail {
+            out.push_str(&format!("  probe: {d}\n"));
+        }
+        out
+    }
+}
+
+/// A feed pull whose real result differs from the model's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedDisagreement {
+    pub step: usize,
+    pub feed: String,
+    pub model: String,
+    pub kernel: String,
+}
+
+impl std::fmt::Display for FeedDisagreement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "step {}: feed {}: the model pulled {}, the kernel lab pulled {}",
+            self.step, self.feed, self.model, self.kernel
+        )
+    }
+}
+
+/// One real feed pull.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelPull {
+    pub step: usize,
+    pub feed: String,
+    pub url: String,
+    /// The number of entries, or the error.
+    pub result: Result<usize, String>,
+}
+
+/// A scenario's run on the kernel.
+#[derive(Debug, Clone, Default)]
+pub struct KernelRun {
+    /// In [`Plan::probes`] order.
+    pub probes: Vec<KernelProbe>,
+    /// Every real feed pull, in order.
+    pub pulls: Vec<KernelPull>,
+    pub feed_disagreements: Vec<FeedDisagreement>,
+}
+
+impl KernelRun {
+    pub fn observations(&self) -> Vec<Observation> {
+        self.probes.iter().map(|p| p.observation.clone()).collect()
+    }
+}
+
+/// Allow, deny or pass: what a decider does to the packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Effect {
+    Allow,
+    Deny,
+    Pass,
+}
+
+fn direction_of(stage: StageKind) -> Direction {
+    match stage {
+        StageKind::WorkloadEgress
+        | StageKind::HostNormalEgress
+        | StageKind::HostForwardEgress
+        | StageKind::HostUntrackedEgress => Direction::Egress,
+        _ => Direction::Ingress,
+    }
+}
+
+fn effect(world: &World, tag: &LogTag) -> Effect {
+    let of = |a: Action| match a {
+        Action::Allow => Effect::Allow,
+        Action::Deny => Effect::Deny,
+        Action::Pass | Action::Log => Effect::Pass,
+    };
+    match &tag.decider {
+        Decider::Rule { action, .. } | Decider::EndOfTier { action, .. } => of(*action),
+        Decider::Profile { name, rule_index } => world
+            .profiles
+            .iter()
+            .find(|p| p.name == *name)
+            .and_then(|p| p.rules(direction_of(tag.stage)).get(*rule_index))
+            .map(|r| of(r.action()))
+            .unwrap_or(Effect::Allow),
+        Decider::NoProfile
+        | Decider::NoServiceEndpoint
+        | Decider::UntrackedReply
+        | Decider::Unroutable
+        | Decider::HostDown { .. } => Effect::Deny,
+        Decider::Failsafe
+        | Decider::DefaultForwardAllow
+        | Decider::NotPoliced
+        | Decider::EndpointToHost => Effect::Allow,
+    }
+}
+
+/// Where a stage is on a packet's path across nodes: 0 source side, 2 destination
+/// side, 1 neither.
+fn side(stage: StageKind) -> Option<u8> {
+    match stage {
+        StageKind::WorkloadEgress
+        | StageKind::HostNormalEgress
+        | StageKind::HostUntrackedEgress
+        | StageKind::EndpointToHost => Some(0),
+        StageKind::WorkloadIngress | StageKind::HostNormalIngress | StageKind::Unpoliced => Some(2),
+        _ => None,
+    }
+}
+
+/// Puts events in path order (see the module docs): stable sort by node rank.
+fn path_order(events: &mut [KernelEvent]) {
+    let mut rank: BTreeMap<String, u8> = BTreeMap::new();
+    for e in events.iter() {
+        let Some(t) = &e.tag else { continue };
+        let r = rank.entry(e.node.clone()).or_insert(1);
+        match side(t.stage) {
+            Some(0) => *r = 0,
+            Some(2) if *r != 0 => *r = 2,
+            _ => {}
+        }
+    }
+    events.sort_by_key(|e| rank.get(&e.node).copied().unwrap_or(1));
+}
+
+/// The deciding decider and the allowing ones, from path-ordered verdict events.
+fn attribute(world: &World, events: &[KernelEvent]) -> (Option<Decider>, Vec<Decider>) {
+    let mut allowing: Vec<Decider> = Vec::new();
+    let mut deny = None;
+    for e in events.iter().filter(|e| !e.log_rule) {
+        let Some(t) = &e.tag else { continue };
+        match effect(world, t) {
+            Effect::Allow => {
+                if !allowing.contains(&t.decider) {
+                    allowing.push(t.decider.clone());
+                }
+            }
+            Effect::Deny => {
+                deny.get_or_insert_with(|| t.decider.clone());
+            }
+            Effect::Pass => {}
+        }
+    }
+    match deny {
+        Some(d) => (Some(d), Vec::new()),
+        None => (allowing.last().cloned(), allowing),
+    }
+}
+
+fn log_line(t: &FiveTuple) -> LogLine {
+    LogLine {
+        src: t.src,
+        dst: t.dst,
+        proto: t.protocol,
+        dst_port: matches!(t.protocol, proto::TCP | proto::UDP | proto::SCTP).then_some(t.dst_port),
+    }
+}
+
+/// Applies the test hook: the first denying policy rule (a rule that logs and drops,
+/// in a non-base chain) accepts instead.
+fn perturb(compiled: &mut Compiled) {
+    for table in compiled.tables.values_mut() {
+        let rule = table
+            .chains
+            .iter_mut()
+            .filter(|c| c.base.is_none() && c.name.as_str().starts_with("cali-p"))
+            .flat_map(|c| c.rules.iter_mut())
+            .find(|r| r.verdict == Some(policylab::nft::Verdict::Drop));
+        if let Some(r) = rule {
+            r.verdict = Some(policylab::nft::Verdict::Accept);
+        }
+    }
+}
+
+/// A built lab with its listeners, feed servers and current policy. Reusable: a
+/// differential test applies many worlds to one lab.
+pub struct KernelLab {
+    // Field order is drop order: listeners and servers go before the namespaces.
+    forwarder: JoinHandle<()>,
+    listeners: Vec<NflogListener>,
+    feed_servers: BTreeMap<String, FeedServer>,
+    served: BTreeMap<String, BTreeMap<String, String>>,
+    puller: Puller,
+    verdicts: NflogSink,
+    logs: NflogSink,
+    drops: NflogSink,
+    denying: Arc<RwLock<BTreeSet<String>>>,
+    compiled: Arc<Compiled>,
+    world: Option<Arc<World>>,
+    lb_routes: BTreeMap<IpAddr, String>,
+    node_addrs: BTreeSet<IpAddr>,
+    outside_addrs: BTreeMap<IpAddr, String>,
+    failed: BTreeSet<String>,
+    perturb: bool,
+    cluster: Cluster,
+}
+
+impl std::fmt::Debug for KernelLab {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KernelLab")
+            .field("cluster", &self.cluster)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KernelLab {
+    /// Builds `plan`, listens to NFLOG in every node and starts a feed server for
+    /// every outside host in `outside` with files. Must run inside a multi-thread
+    /// tokio runtime.
+    pub async fn build(
+        plan: &LabPlan,
+        outside: &[OutsideHost],
+        opts: &RunnerOptions,
+    ) -> Result<KernelLab, RunnerError> {
+        let cluster = Cluster::build(plan, &opts.build).await?;
+        let verdicts = NflogSink::new();
+        let logs = NflogSink::new();
+        let drops = NflogSink::new();
+        let mut listeners = Vec::new();
+        for ns in cluster.nodes().values() {
+            listeners.push(
+                NflogListener::start(ns, compile::NFLOG_GROUP_VERDICT, verdicts.clone()).await?,
+            );
+            listeners
+                .push(NflogListener::start(ns, compile::NFLOG_GROUP_LOG_RULE, logs.clone()).await?);
+        }
+        // Denying events also go to `drops`, which probes watch to end early.
+        let denying: Arc<RwLock<BTreeSet<String>>> = Arc::default();
+        let forwarder = {
+            let mut rx = verdicts.subscribe();
+            let denying = denying.clone();
+            let drops = drops.clone();
+            tokio::spawn(async move {
+                loop {
+                    match rx.recv().await {
+                        Ok(e) => {
+                            let deny = denying
+                                .read()
+                                .map(|d| d.contains(e.prefix.trim_end_matches('\0').trim_end()))
+                                .unwrap_or(false);
+                            if deny {
+                                drops.push(NflogEvent::clone(&e));
+                            }
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    }
+                }
+            })
+        };
+        let ca = ScenarioCa::generate(&plan.prefix)?;
+        let mut puller = Puller::new(cluster.fabric()).trust(ca.cert_der().clone());
+        let mut feed_servers = BTreeMap::new();
+        let mut served = BTreeMap::new();
+        let mut outside_addrs = BTreeMap::new();
+        for h in outside {
+            for ip in &h.ips {
+                outside_addrs.insert(*ip, h.name.clone());
+            }
+            for name in &h.hostnames {
+                puller = puller.resolve(name, &h.ips);
+            }
+            if h.files.is_empty() {
+                continue;
+            }
+            let ns = cluster.outside_host(&h.name).ok_or_else(|| {
+                RunnerError::Missing(format!("outside host {} is not in the lab", h.name))
+            })?;
+            let files: BTreeMap<String, String> = h
+                .files
+                .iter()
+                .map(|(p, f)| (p.clone(), f.contents.clone()))
+                .collect();
+            let identity = ca.issue(&h.hostnames, &h.ips)?;
+            let server = FeedServer::start(
+                ns,
+                files
+                    .iter()
+                    .map(|(p, c)| (p.clone(), c.clone().into_bytes()))
+                    .collect(),
+                FeedServerOptions::http(&h.ips).with_https(identity),
+            )
+            .await?;
+            feed_servers.insert(h.name.clone(), server);
+            served.insert(h.name.clone(), files);
+        }
+        let node_addrs = plan.nodes.iter().flat_map(|n| n.addresses()).collect();
+        let lb_routes = plan
+            .load_balancers
+            .iter()
+            .map(|l| (l.address, l.node.clone()))
+            .collect();
+        Ok(KernelLab {
+            forwarder,
+            listeners,
+            feed_servers,
+            served,
+            puller,
+            verdicts,
+            logs,
+            drops,
+            denying,
+            compiled: Arc::new(Compiled::default()),
+            world: None,
+            lb_routes,
+            node_addrs,
+            outside_addrs,
+            failed: BTreeSet::new(),
+            perturb: opts.perturb,
+            cluster,
+        })
+    }
+
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    /// The compiled policy now loaded.
+    pub fn compiled(&self) -> &Compiled {
+        &self.compiled
+    }
+
+    /// Compiles `world` and loads every node's table (one atomic `nft -f` per node,
+    /// all nodes concurrently), then moves LB routes that changed.
+    pub async fn apply(&mut self, world: Arc<World>) -> Result<(), RunnerError> {
+        let mut compiled = compile::compile(&world);
+        if self.perturb {
+            perturb(&mut compiled);
+        }
+        let denying: BTreeSet<String> = compiled
+            .legend
+            .iter()
+            .filter(|(_, t)| !t.log_rule && effect(&world, t) == Effect::Deny)
+            .map(|(p, _)| p.clone())
+            .collect();
+        let mut loads = Vec::new();
+        for (node, table) in &compiled.tables {
+            let ns = self
+                .cluster
+                .node(node)
+                .ok_or_else(|| RunnerError::Missing(format!("node {node} is not in the lab")))?
+                .clone();
+            let script = table.to_string();
+            let node = node.clone();
+            loads.push(async move {
+                crate::nft::apply_async(&ns, &script)
+                    .await
+                    .map_err(|source| RunnerError::Nft { node, source })
+            });
+        }
+        for r in futures::future::join_all(loads).await {
+            r?;
+        }
+        if let Ok(mut d) = self.denying.write() {
+            *d = denying;
+        }
+        for lb in lab::load_balancer_routes(&world) {
+            if self.lb_routes.get(&lb.address) != Some(&lb.node) {
+                self.cluster
+                    .route_load_balancer(lb.address, &lb.node)
+                    .await?;
+                self.lb_routes.insert(lb.address, lb.node);
+            }
+        }
+        self.compiled = Arc::new(compiled);
+        self.world = Some(world);
+        Ok(())
+    }
+
+    /// Makes the failed outside hosts exactly `failed`.
+    pub async fn set_failed(&mut self, failed: &BTreeSet<String>) -> Result<(), RunnerError> {
+        for h in failed.difference(&self.failed) {
+            self.cluster.set_outside_failed(h, true).await?;
+        }
+        for h in self.failed.difference(failed) {
+            self.cluster.set_outside_failed(h, false).await?;
+        }
+        self.failed = failed.clone();
+        Ok(())
+    }
+
+    /// Serves the files the outside hosts have in `inv` (a `serve:` step).
+    pub fn sync_files(&mut self, inv: &Inventory) {
+        for h in &inv.outside {
+            let Some(server) = self.feed_servers.get(&h.name) else {
+                continue;
+            };
+            let now = self.served.entry(h.name.clone()).or_default();
+            for (path, f) in &h.files {
+                if now.get(path) != Some(&f.contents) {
+                    server.serve(path, f.contents.clone().into_bytes());
+                    now.insert(path.clone(), f.contents.clone());
+                }
+            }
+            for path in now.keys().cloned().collect::<Vec<_>>() {
+                if !h.files.contains_key(&path) {
+                    server.remove(&path);
+                    now.remove(&path);
+                }
+            }
+        }
+    }
+
+    /// Pulls a step's feeds for real and compares each result with the model's.
+    pub async fn check_pulls(
+        &self,
+        step: &PlannedStep,
+        timeout: Duration,
+    ) -> (Vec<KernelPull>, Vec<FeedDisagreement>) {
+        let mut pulls = Vec::new();
+        let mut out = Vec::new();
+        for (i, pull) in step.pulls.iter().enumerate() {
+            let last = !step.pulls[i + 1..].iter().any(|p| p.feed == pull.feed);
+            let expected_list = last
+                .then(|| step.feeds.iter().find(|f| f.name == pull.feed))
+                .flatten()
+                .map(|f| f.nets.clone());
+            let kernel = self.pull(&step.inventory, pull, timeout).await;
+            pulls.push(KernelPull {
+                step: step.number,
+                feed: pull.feed.clone(),
+                url: pull.url.clone(),
+                result: kernel.as_ref().map(|l| l.nets.len()).map_err(Clone::clone),
+            });
+            let model = match &pull.result {
+                PullResult::Ok { entries, .. } => Ok(*entries),
+                PullResult::Failed { message, .. } => Err(message.clone()),
+            };
+            let disagreement = match (&model, &kernel) {
+                (Ok(n), Ok(list)) => {
+                    let same = match &expected_list {
+                        Some(nets) => *nets == list.nets,
+                        None => *n == list.nets.len(),
+                    };
+                    (!same).then(|| {
+                        (
+                            format!("{n} entries"),
+                            format!(
+                                "{} entries{}",
+                                list.nets.len(),
+                                if expected_list.is_some() {
+                                    " (a different list)"
+                                } else {
+                                    ""
+                                }
+                            ),
+                        )
+                    })
+                }
+                (Err(_), Err(_)) => None,
+                (Ok(n), Err(e)) => Some((format!("{n} entries"), format!("nothing ({e})"))),
+                (Err(m), Ok(list)) => Some((
+                    format!("nothing ({m})"),
+                    format!("{} entries", list.nets.len()),
+                )),
+            };
+            if let Some((model, kernel)) = disagreement {
+                out.push(FeedDisagreement {
+                    step: step.number,
+                    feed: pull.feed.clone(),
+                    model,
+                    kernel,
+                });
+            }
+        }
+        (pulls, out)
+    }
+
+    async fn pull(
+        &self,
+        inv: &Inventory,
+        pull: &FeedPull,
+        timeout: Duration,
+    ) -> Result<feed::FeedList, String> {
+        let key = ResourceKey {
+            kind: Kind::GlobalThreatFeed,
+            namespace: None,
+            name: pull.feed.clone(),
+        };
+        let spec = match inv.resources.get(&key).map(|r| &r.body) {
+            Some(Body::ThreatFeed(spec)) => spec,
+            _ => return Err(format!("feed {} is not in the cluster", pull.feed)),
+        };
+        let mut req = PullRequest::new(pull.url.clone()).with_timeout(timeout);
+        let headers = spec
+            .pull
+            .as_ref()
+            .and_then(|p| p.value.http.as_ref())
+            .and_then(|h| h.value.headers.as_ref());
+        for h in headers.into_iter().flatten() {
+            req = req.with_header(PullHeader::from_manifest(&h.value));
+        }
+        let body = self
+            .puller
+            .pull(&req)
+            .await
+            .map_err(|e| e.to_string())?
+            .body;
+        feed::parse(&feed::FeedFormat::from_spec(spec), &body).map_err(|e| e.to_string())
+    }
+
+    fn source_ns(&self, from: &Endpoint) -> Result<NetNs, RunnerError> {
+        let ns = match from {
+            Endpoint::Pod { namespace, name } => self.cluster.pod(namespace, name),
+            Endpoint::Outside(h) => self.cluster.outside_host(h),
+            Endpoint::Node(n) => self.cluster.node(n),
+        };
+        ns.cloned().ok_or_else(|| {
+            RunnerError::Missing(format!(
+                "the probe source {} has no namespace in the lab",
+                policylab::run::endpoint_name(from)
+            ))
+        })
+    }
+
+    /// Runs probes (concurrently, in batches) and attributes each from NFLOG.
+    pub async fn probe(&self, flows: &[&ProbeFlow]) -> Result<Vec<KernelProbe>, RunnerError> {
+        let mut out = Vec::with_capacity(flows.len());
+        for batch in flows.chunks(PROBE_BATCH) {
+            let mut specs = Vec::with_capacity(batch.len());
+            for f in batch {
+                specs.push((self.source_ns(&f.from)?, spec_of(f)));
+            }
+            self.verdicts.clear();
+            self.logs.clear();
+            self.drops.clear();
+            let results = probe::probe_many(&specs, PROBE_CONCURRENCY, Some(&self.drops)).await;
+            for l in &self.listeners {
+                l.drain().await?;
+            }
+            let verdicts = self.verdicts.events();
+            let logs = self.logs.events();
+            for (f, r) in batch.iter().zip(results) {
+                let o = r.map_err(|source| RunnerError::Probe {
+                    probe: format!(
+                        "{} -> {}",
+                        policylab::run::endpoint_name(&f.from),
+                        policylab::run::target_name(&f.to, f.port, f.protocol)
+                    ),
+                    source,
+                })?;
+                out.push(self.observe(f, &o, &verdicts, &logs));
+            }
+        }
+        Ok(out)
+    }
+
+    fn observe(
+        &self,
+        flow: &ProbeFlow,
+        o: &probe::Observation,
+        verdicts: &[Arc<NflogEvent>],
+        logs: &[Arc<NflogEvent>],
+    ) -> KernelProbe {
+        let outcome = match o.outcome {
+            probe::Outcome::Connected => Outcome::Allow,
+            probe::Outcome::Refused => Outcome::Refused,
+            probe::Outcome::TimedOut => Outcome::Deny,
+        };
+        let client = (outcome == Outcome::Allow).then(|| o.client_ip()).flatten();
+        let ours = |t: &FiveTuple| -> bool {
+            let Some(local) = o.local_addr else {
+                return false;
+            };
+            t.protocol == protocol_number(flow)
+                && t.src_port == local.port()
+                && (t.src == local.ip()
+                    || self.node_addrs.contains(&t.src)
+                    || Some(t.src) == client)
+        };
+        let decode = |events: &[Arc<NflogEvent>], log_rule: bool| -> Vec<KernelEvent> {
+            let mut seen = BTreeSet::new();
+            let mut out = Vec::new();
+            for e in events {
+                let Some(t) = e.tuple.as_ref().filter(|t| ours(t)) else {
+                    continue;
+                };
+                if !seen.insert((e.namespace.clone(), e.prefix.clone())) {
+                    continue;
+                }
+                let tag = self.compiled.decode(&e.prefix).cloned();
+                out.push(KernelEvent {
+                    node: tag
+                        .as_ref()
+                        .map(|t| t.node.clone())
+                        .unwrap_or_else(|| e.namespace.clone()),
+                    tag,
+                    prefix: e.prefix.clone(),
+                    packet: Some(*t),
+                    log_rule,
+                });
+            }
+            path_order(&mut out);
+            out
+        };
+        let mut events = decode(verdicts, false);
+        let log_events = decode(logs, true);
+        let world = self.world.as_deref();
+        let (mut decider, allowing) = match world {
+            Some(w) => attribute(w, &events),
+            None => (None, Vec::new()),
+        };
+        let denied_by_policy = decider.as_ref().zip(world).is_some_and(|(d, w)| {
+            events
+                .iter()
+                .filter_map(|e| e.tag.as_ref())
+                .any(|t| t.decider == *d && effect(w, t) == Effect::Deny)
+        });
+        if outcome == Outcome::Deny && !denied_by_policy {
+            let src_host = match &flow.from {
+                Endpoint::Outside(h) => Some(h.clone()),
+                _ => None,
+            };
+            let dst_host = self.outside_addrs.get(&flow.dst_ip).cloned();
+            if let Some(h) = src_host
+                .filter(|h| self.failed.contains(h))
+                .or(dst_host.filter(|h| self.failed.contains(h)))
+            {
+                decider = Some(Decider::HostDown { host: h });
+            }
+        }
+        let log_lines: Vec<LogLine> = log_events
+            .iter()
+            .filter_map(|e| e.packet.as_ref().map(log_line))
+            .collect();
+        let status = if flow.protocol == ProbeProtocol::Http && outcome == Outcome::Allow {
+            o.http_status
+        } else {
+            None
+        };
+        let allowing = if outcome == Outcome::Deny {
+            Vec::new()
+        } else {
+            allowing
+        };
+        events.extend(log_events);
+        KernelProbe {
+            observation: Observation {
+                outcome,
+                status,
+                client_ip_seen: client,
+                decider,
+                allowing,
+                logged: !log_lines.is_empty(),
+                log_lines,
+            },
+            events,
+            detail: o.detail.clone(),
+        }
+    }
+
+    /// Stops everything and removes the lab's namespaces.
+    pub fn teardown(self) -> Result<(), NetnsError> {
+        let KernelLab {
+            forwarder,
+            listeners,
+            feed_servers,
+            cluster,
+            ..
+        } = self;
+        forwarder.abort();
+        drop(listeners);
+        drop(feed_servers);
+        cluster.teardown()
+    }
+}
+
+fn protocol_number(flow: &ProbeFlow) -> u8 {
+    match flow.protocol {
+        ProbeProtocol::Tcp | ProbeProtocol::Http => proto::TCP,
+        ProbeProtocol::Udp => proto::UDP,
+        ProbeProtocol::Sctp => proto::SCTP,
+        ProbeProtocol::Icmp if flow.dst_ip.is_ipv6() => proto::ICMPV6,
+        ProbeProtocol::Icmp => proto::ICMP,
+    }
+}
+
+/// The harness probe of a planned flow: from the planned source address (the bind
+/// also reserves the source port, so concurrent probes never share a flow key).
+fn spec_of(f: &ProbeFlow) -> ProbeSpec {
+    let kind = match f.protocol {
+        ProbeProtocol::Tcp => ProbeKind::TcpEcho,
+        ProbeProtocol::Http => ProbeKind::Http,
+        ProbeProtocol::Udp => ProbeKind::Udp,
+        ProbeProtocol::Sctp => ProbeKind::Sctp,
+        ProbeProtocol::Icmp => ProbeKind::Icmp,
+    };
+    ProbeSpec::new(kind, f.dst_ip, f.port.unwrap_or(0))
+        .with_source(f.src_ip)
+        .with_timeout(f.timeout)
+}
+
+/// A namespace label from a scenario name: `[a-z0-9-]`, at most
+/// [`lab::MAX_PREFIX_LEN`] characters, never empty.
+pub fn label_for(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    out.truncate(lab::MAX_PREFIX_LEN);
+    let out = out.trim_matches('-').to_string();
+    if out.is_empty() {
+        "run".into()
+    } else {
+        out
+    }
+}
+
+/// Runs a plan on the kernel. Must run inside a multi-thread tokio runtime.
+pub async fn run_plan(plan: &Plan, opts: &RunnerOptions) -> Result<KernelRun, RunnerError> {
+    let states: Vec<&Inventory> = plan.steps.iter().map(|s| s.inventory.as_ref()).collect();
+    let lab_plan = lab::plan_for_states(&label_for(&plan.name), &states)?;
+    let outside = plan
+        .steps
+        .first()
+        .map(|s| s.inventory.outside.clone())
+        .unwrap_or_default();
+    let mut lab = KernelLab::build(&lab_plan, &outside, opts).await?;
+    let result = run_steps(&mut lab, plan, opts).await;
+    let teardown = lab.teardown();
+    let run = result?;
+    teardown?;
+    Ok(run)
+}
+
+async fn run_steps(
+    lab: &mut KernelLab,
+    plan: &Plan,
+    opts: &RunnerOptions,
+) -> Result<KernelRun, RunnerError> {
+    let mut run = KernelRun::default();
+    for step in &plan.steps {
+        lab.set_failed(&step.failed_hosts).await?;
+        lab.sync_files(&step.inventory);
+        let (pulls, disagreements) = lab.check_pulls(step, opts.pull_timeout).await;
+        run.pulls.extend(pulls);
+        run.feed_disagreements.extend(disagreements);
+        if step.world_changed || lab.world.is_none() {
+            lab.apply(step.world.clone()).await?;
+        }
+        if !step.probes.is_empty() {
+            let flows: Vec<&ProbeFlow> = step.probes.iter().map(|p| &p.flow).collect();
+            run.probes.extend(lab.probe(&flows).await?);
+        }
+    }
+    Ok(run)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_namespace_safe() {
+        assert_eq!(label_for("threat-feed-red-pod"), "threat-feed-red-pod");
+        assert_eq!(
+            label_for("Network Sets & egress rules"),
+            "network-sets---egres"
+        );
+        assert_eq!(label_for("!!!"), "run");
+    }
+}
