@@ -167,7 +167,8 @@ impl Acc {
         match parse_cidr_or_ip(s) {
             Some(n) => self.nets.push(n),
             None => {
-                let what = if s.parse::<IpAddr>().is_err() && s.contains('/') {
+                let addr_part = s.split('/').next().unwrap_or("");
+                let what = if s.contains('/') && addr_part.parse::<IpAddr>().is_ok() {
                     "not a CIDR"
                 } else {
                     "not an IP address or CIDR"

@@ -8,7 +8,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use policylab::diag::{Diagnostic, Diagnostics, Sources};
 
-use cli::{Cli, Command};
+use cli::{Cli, Command, Dataplane, Format};
+use policylab::report::Report;
+use policylab::run::{Observation, Plan};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -24,7 +26,169 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Check { paths } => ExitCode::from(check(&paths)),
+        Command::Run {
+            dataplane,
+            format,
+            flow_logs,
+            paths,
+        } => ExitCode::from(run_scenarios(
+            &paths,
+            dataplane,
+            format,
+            flow_logs.as_deref(),
+        )),
+        Command::Explain {
+            scenario,
+            step,
+            probe,
+        } => ExitCode::from(explain(&scenario, step, &probe)),
     }
+}
+
+/// Runs a plan's probes on a dataplane: one observation per probe, in
+/// [`Plan::probes`] order.
+fn observe(dataplane: Dataplane, plan: &Plan) -> Vec<Observation> {
+    match dataplane {
+        Dataplane::Model => plan.model_observations(),
+    }
+}
+
+/// The scenario files named by `paths` (directories searched like `check`).
+fn scenario_files(paths: &[PathBuf], diags: &mut Diagnostics) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            collect(p, &mut out, diags);
+        } else {
+            match std::fs::read_to_string(p) {
+                Ok(t) if policylab::scenario::is_scenario_text(&t) => out.push(p.clone()),
+                Ok(_) => diags.push(Diagnostic::error_nowhere(format!(
+                    "{}: not a scenario (no top-level `steps:`); `policylab check` checks manifests",
+                    p.display()
+                ))),
+                Err(e) => diags.push(Diagnostic::error_nowhere(format!(
+                    "{}: cannot read: {e}",
+                    p.display()
+                ))),
+            }
+        }
+    }
+    out
+}
+
+/// Runs `run`; returns the exit code (0, 1 or 2).
+fn run_scenarios(
+    paths: &[PathBuf],
+    dataplane: Dataplane,
+    format: Format,
+    flow_logs: Option<&Path>,
+) -> u8 {
+    let mut sources = Sources::new();
+    let mut diags = Diagnostics::new();
+    let files = scenario_files(paths, &mut diags);
+    let scenarios: Vec<_> = files
+        .iter()
+        .filter_map(|f| policylab::scenario::load(&mut sources, f, &mut diags))
+        .collect();
+    if files.is_empty() && !diags.has_errors() {
+        diags.push(Diagnostic::error_nowhere(
+            "no scenario found (a scenario is a YAML file with a top-level `steps:` key)",
+        ));
+    }
+    if !diags.is_empty() {
+        eprint!("{}", diags.render(&sources));
+    }
+    if diags.has_errors() {
+        eprintln!("{} problems: nothing was run", diags.error_count());
+        return 2;
+    }
+    let mut reports = Vec::new();
+    for sc in &scenarios {
+        let plan = policylab::run::plan(sc, &sources);
+        // Warnings of resolve (a policy naming a missing tier), once each.
+        let mut warnings = Diagnostics::new();
+        for st in plan.steps.iter().filter(|s| s.world_changed) {
+            warnings.extend(st.world.diagnostics.iter().cloned());
+        }
+        if !warnings.is_empty() {
+            eprint!("{}", warnings.render(&sources));
+        }
+        let obs = observe(dataplane, &plan);
+        reports.push(Report::new(&plan, &obs, dataplane.name()));
+    }
+    match format {
+        Format::Text => {
+            let texts: Vec<String> = reports.iter().map(Report::text).collect();
+            print!("{}", texts.join("\n"));
+        }
+        Format::Json => {
+            let json = serde_json::to_string_pretty(&reports)
+                .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+            println!("{json}");
+        }
+        Format::Junit => println!("{}", Report::junit(&reports)),
+    }
+    if let Some(file) = flow_logs {
+        let mut text = String::new();
+        for r in &reports {
+            for f in &r.flow_logs {
+                let mut v = serde_json::to_value(f).unwrap_or_default();
+                if let Some(m) = v.as_object_mut() {
+                    m.insert("scenario".into(), r.scenario.clone().into());
+                }
+                text.push_str(&v.to_string());
+                text.push('\n');
+            }
+        }
+        if let Err(e) = std::fs::write(file, text) {
+            eprintln!("{}: cannot write flow logs: {e}", file.display());
+            return 2;
+        }
+    }
+    reports.iter().map(Report::exit_code).max().unwrap_or(0)
+}
+
+/// Runs `explain`; returns the exit code (0 or 2).
+fn explain(scenario: &Path, step: usize, probe_text: &str) -> u8 {
+    let mut sources = Sources::new();
+    let mut diags = Diagnostics::new();
+    let Some(sc) = policylab::scenario::load(&mut sources, scenario, &mut diags) else {
+        eprint!("{}", diags.render(&sources));
+        return 2;
+    };
+    let Some(probe) = policylab::scenario::parse_probe_at(
+        &sc,
+        step,
+        &mut sources,
+        "<probe>",
+        probe_text,
+        &mut diags,
+    ) else {
+        eprint!("{}", diags.render(&sources));
+        return 2;
+    };
+    let plan = policylab::run::plan(&sc, &sources);
+    let text = match step.checked_sub(1).and_then(|i| plan.steps.get(i)) {
+        Some(st) => policylab::run::explain_probe(
+            &st.world,
+            &st.inventory,
+            &st.failed_hosts,
+            &st.feeds,
+            &probe,
+        ),
+        None => {
+            let inv = sc.inventory0.clone();
+            let world = policylab::resolve::resolve(&inv);
+            policylab::run::explain_probe(&world, &inv, &Default::default(), &[], &probe)
+        }
+    };
+    let when = match step {
+        0 => "before the first step".to_string(),
+        n => format!("after step {n}"),
+    };
+    println!("Scenario {}, {when}: {probe_text}", sc.name);
+    print!("{text}");
+    0
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>, diags: &mut Diagnostics) {

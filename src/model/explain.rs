@@ -120,13 +120,21 @@ pub fn explain(world: &World, flow: &Flow) -> String {
     let dest = match d.destination {
         Destination::Workload(e) => format!("workload {}", world.endpoints[e].display_name()),
         Destination::Host(n) => format!("host {}", world.nodes[n].name),
-        Destination::Outside => "outside the cluster".to_string(),
+        Destination::Outside => "a host outside the cluster".to_string(),
     };
-    let _ = writeln!(
-        out,
-        "The packet ends at {dest} ({}:{}); the destination sees the client as {}.",
-        d.final_dst_ip, d.final_dst_port, d.client_ip_seen
-    );
+    if d.verdict == Verdict::Allow {
+        let _ = writeln!(
+            out,
+            "The packet reaches {dest} at {}:{}; the destination sees the client as {}.",
+            d.final_dst_ip, d.final_dst_port, d.client_ip_seen
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "The packet does not reach {}:{}.",
+            d.final_dst_ip, d.final_dst_port
+        );
+    }
     out
 }
 
@@ -163,8 +171,27 @@ fn explain_stage(world: &World, out: &mut String, n: usize, stage: &Stage<'_>) {
             Step::Tier { tier } => {
                 let _ = writeln!(out, "  tier {tier}:");
             }
-            Step::Policy { policy, .. } => {
-                let _ = writeln!(out, "    policy {policy}:");
+            Step::Policy { tier, policy } => {
+                let found = world
+                    .tiers
+                    .iter()
+                    .filter(|t| t.name == *tier)
+                    .flat_map(|t| t.policies.iter())
+                    .find(|p| p.id == **policy);
+                let about = match found {
+                    Some(p) => {
+                        let order = p
+                            .order
+                            .map(|o| format!("order {o}, "))
+                            .unwrap_or_else(|| "no order, ".to_string());
+                        format!(
+                            " ({order}applies here: its selector `{}` matches)",
+                            p.selector.canonical()
+                        )
+                    }
+                    None => String::new(),
+                };
+                let _ = writeln!(out, "    policy {policy}{about}:");
             }
             Step::Rule {
                 rule_index,
@@ -182,10 +209,7 @@ fn explain_stage(world: &World, out: &mut String, n: usize, stage: &Stage<'_>) {
                         a => format!("matches: {}", action_name(*a)),
                     }
                 } else {
-                    format!(
-                        "no match ({} does not match)",
-                        mismatch.unwrap_or("a field")
-                    )
+                    format!("no match: {}", why_not(mismatch.unwrap_or("")))
                 };
                 let _ = writeln!(
                     out,
@@ -231,6 +255,36 @@ fn explain_stage(world: &World, out: &mut String, n: usize, stage: &Stage<'_>) {
         StageResult::Continue => "no verdict here; the packet goes on".to_string(),
     };
     let _ = writeln!(out, "  => {result}");
+}
+
+/// Why a rule did not match, from the first field that failed.
+fn why_not(field: &str) -> String {
+    let (side, f) = match field.split_once('.') {
+        Some((side, f)) => (side, f),
+        None => ("", field),
+    };
+    let end = if side == "source" {
+        "source"
+    } else {
+        "destination"
+    };
+    match f {
+        "protocol" => "the packet's protocol is not the rule's `protocol`".into(),
+        "notProtocol" => "the packet's protocol is the rule's `notProtocol`".into(),
+        "icmp" => "the packet's ICMP type/code is not the rule's `icmp`".into(),
+        "notICMP" => "the packet's ICMP type/code is the rule's `notICMP`".into(),
+        "nets" => format!("the {end} address is not in `{side}.nets`"),
+        "notNets" => format!("the {end} address is in `{side}.notNets`"),
+        "selector" => format!(
+            "the {end} is not selected by `{side}.selector` (no endpoint or network set with matching labels holds its address)"
+        ),
+        "notSelector" => format!("the {end} is selected by `{side}.notSelector`"),
+        "services" => format!("the {end} is not the service named in `{side}.services`"),
+        "ports" => format!("the {end} port is not in `{side}.ports`"),
+        "notPorts" => format!("the {end} port is in `{side}.notPorts`"),
+        "" => "a field does not match".into(),
+        other => format!("`{field}` does not match ({other})"),
+    }
 }
 
 /// One reporter's view: the policing stage and its §8.1 policy strings.

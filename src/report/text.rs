@@ -32,11 +32,11 @@ pub(super) fn render(r: &Report) -> String {
                         added,
                         removed,
                         ..
-                    } => format!("{entries} entries (+{added} -{removed})"),
+                    } => format!("{} (+{added} -{removed})", entries_n(*entries)),
                     PullResult::Failed { message, kept } => format!(
                         "FAILED: {message}; {}",
                         match kept {
-                            Some(n) => format!("keeping the last good list ({n} entries)"),
+                            Some(n) => format!("keeping the last good list ({})", entries_n(*n)),
                             None => "no list yet".to_string(),
                         }
                     ),
@@ -44,7 +44,7 @@ pub(super) fn render(r: &Report) -> String {
             );
             if let PullResult::Ok { problems, .. } = &p.result {
                 for pr in problems {
-                    let _ = writeln!(out, "    skipped {pr}");
+                    let _ = writeln!(out, "    {pr}");
                 }
             }
         }
@@ -70,12 +70,12 @@ pub(super) fn render(r: &Report) -> String {
             };
             let _ = writeln!(
                 out,
-                "  {}: {} entries{set}; last successful sync at {}; next pull at {}",
+                "  {}: {}{set}; {}; next pull at {}",
                 f.name,
-                f.nets.len(),
+                entries_n(f.nets.len()),
                 f.last_successful_sync
-                    .map(fmt_duration)
-                    .unwrap_or_else(|| "never".into()),
+                    .map(|t| format!("last successful sync at {}", fmt_duration(t)))
+                    .unwrap_or_else(|| "never synced successfully".into()),
                 f.next_pull
                     .map(fmt_duration)
                     .unwrap_or_else(|| "never".into())
@@ -124,9 +124,12 @@ pub(super) fn render(r: &Report) -> String {
                 .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "  step {} {:?}: {} -> {}{svc}, {ports} {}, {}, [{}]",
+                "  step {} {}: {} -> {}{svc}, {ports} {}, {}, [{}]",
                 f.step,
-                rec.reporter,
+                match rec.reporter {
+                    crate::run::Reporter::Src => "src",
+                    crate::run::Reporter::Dst => "dst",
+                },
                 rec.source,
                 rec.destination,
                 rec.proto,
@@ -158,6 +161,14 @@ pub(super) fn render(r: &Report) -> String {
     }
     let _ = writeln!(out);
     out
+}
+
+fn entries_n(n: usize) -> String {
+    if n == 1 {
+        "1 entry".into()
+    } else {
+        format!("{n} entries")
+    }
 }
 
 fn wrap(text: &str, width: usize) -> Vec<String> {

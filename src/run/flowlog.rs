@@ -37,7 +37,9 @@ pub struct EndpointMeta {
 
 impl std::fmt::Display for EndpointMeta {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.namespace == "-" {
+        if self.kind == "net" {
+            write!(f, "net {}", self.aggregated_name)
+        } else if self.namespace == "-" {
             write!(f, "{} {}", self.kind, self.name)
         } else {
             write!(f, "{} {}/{}", self.kind, self.namespace, self.name)

@@ -543,6 +543,42 @@ fn planned_probe(step: &PlannedStep, p: &Probe, cell: Option<(usize, usize)>) ->
     }
 }
 
+/// `policylab explain`: the model's walk-through of one probe in a step's world,
+/// then what the probe would observe (servers, failed hosts, alerts).
+pub fn explain_probe(
+    world: &World,
+    inv: &Inventory,
+    failed: &BTreeSet<String>,
+    feeds: &[FeedStatus],
+    probe: &Probe,
+) -> String {
+    let flow = probe_flow(world, inv, probe);
+    let mut out = format!(
+        "Probe: {} ({}) -> {} ({})\n",
+        endpoint_name(&probe.from),
+        flow.src_ip,
+        target_name(&probe.to, probe.port, probe.protocol),
+        flow.dst_ip
+    );
+    out.push_str(&model::explain(world, &flow.model_flow()));
+    let p = predict::predict(world, inv, failed, feeds, &flow);
+    let mut line = format!("The probe observes: {}", p.outcome);
+    if let Some(s) = p.status {
+        line.push_str(&format!(" (HTTP {s})"));
+    }
+    if let Some(n) = &p.note {
+        line.push_str(&format!(": {n}"));
+    }
+    out.push_str(&line);
+    out.push_str(".\n");
+    for a in &p.alerts {
+        out.push_str(&format!(
+            "Threat-feed alert: an address of this flow is on feed {a}.\n"
+        ));
+    }
+    out
+}
+
 /// The addresses of a probe. The scenario checked that both ends have an address
 /// of the family; a missing one (impossible after loading) falls back to the
 /// unspecified address, which no stage owns.

@@ -84,7 +84,7 @@ fn server_at<'i>(world: &World, inv: &'i Inventory, dest: Destination, ip: IpAdd
     }
 }
 
-fn outside_owner<'i>(inv: &'i Inventory, ip: IpAddr) -> Option<&'i str> {
+fn outside_owner(inv: &Inventory, ip: IpAddr) -> Option<&str> {
     inv.outside
         .iter()
         .find(|h| h.ips.contains(&ip))

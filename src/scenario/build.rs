@@ -480,10 +480,94 @@ pub(super) fn load(
         name,
         description,
         file,
+        vars: ld.vars.clone(),
         inventory0,
         steps,
         states,
     })
+}
+
+/// Rebuilds the allocator's view of an inventory (addresses of pods and services
+/// as written into the resources), for reading probes against a later state.
+fn world_of(inv: &Inventory) -> World {
+    let mut pod_ips = BTreeMap::new();
+    let mut svc_ips = BTreeMap::new();
+    for (k, r) in &inv.resources {
+        match &r.body {
+            Body::Pod(_) => {
+                let list: Vec<String> = r
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(IP_ADDRS_ANNOTATION))
+                    .and_then(|t| serde_json::from_str(t).ok())
+                    .unwrap_or_default();
+                let ips = list
+                    .iter()
+                    .filter_map(|s| s.split('/').next().and_then(|a| a.parse::<IpAddr>().ok()))
+                    .collect();
+                pod_ips.insert(k.clone(), ips);
+            }
+            Body::Service(svc) => {
+                let ip = |v: &Option<Spanned<String>>| {
+                    v.as_ref().and_then(|s| s.value.parse::<IpAddr>().ok())
+                };
+                svc_ips.insert(k.clone(), (ip(&svc.cluster_ip), ip(&svc.load_balancer_ip)));
+            }
+            _ => {}
+        }
+    }
+    World {
+        cluster: inv.cluster.clone(),
+        lb_cidr: "172.19.0.0/24".parse().unwrap_or_default(),
+        nodes: inv.nodes.clone(),
+        outside: inv.outside.clone(),
+        resources: inv.resources.clone(),
+        docs: BTreeMap::new(),
+        pod_ips,
+        svc_ips,
+    }
+}
+
+/// Reads a probe written on its own (the short form `FROM -> TO[:PORT][/PROTO]`,
+/// or a flow mapping `{from: ..., to: ..., port: ...}`) against the cluster `inv`,
+/// with the scenario's `vars`. `file` holds the text; problems point into it.
+pub(super) fn parse_probe(
+    sources: &mut Sources,
+    file: FileId,
+    inv: &Inventory,
+    vars: &BTreeMap<String, String>,
+    diags: &mut Diagnostics,
+) -> Option<Probe> {
+    let before = diags.error_count();
+    let text = sources.text(file).to_string();
+    let (doc, ds) = crate::yaml::parse_single(&text, file);
+    diags.extend(ds);
+    let mut node = doc?.root;
+    let world = world_of(inv);
+    {
+        let ctx = Ctx {
+            vars,
+            world: &world,
+        };
+        vars::substitute_node(&mut node, &ctx, diags);
+    }
+    if diags.error_count() > before {
+        return None;
+    }
+    let mut ld = Loader {
+        sources,
+        diags,
+        file,
+        dir: PathBuf::new(),
+        vars: vars.clone(),
+        world,
+    };
+    let p = ld.probe_step(&node, &node);
+    if ld.diags.error_count() > before {
+        return None;
+    }
+    p
 }
 
 fn parse_l4(s: &Spanned<String>, diags: &mut Diagnostics) -> Option<L4> {

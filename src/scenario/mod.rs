@@ -68,6 +68,8 @@ pub struct Scenario {
     pub name: String,
     pub description: Option<String>,
     pub file: FileId,
+    /// `vars:` (placeholder values).
+    pub vars: std::collections::BTreeMap<String, String>,
     /// The cluster before the first step (the `cluster:` short form applied).
     pub inventory0: Inventory,
     pub steps: Vec<Spanned<Step>>,
@@ -222,6 +224,37 @@ pub fn load(sources: &mut Sources, path: &Path, diags: &mut Diagnostics) -> Opti
 /// it are resolved against the directory of the file's path.
 pub fn load_file(sources: &mut Sources, file: FileId, diags: &mut Diagnostics) -> Option<Scenario> {
     build::load(sources, file, diags)
+}
+
+/// Reads a probe given on its own (as `policylab explain` takes it: the short form
+/// `FROM -> TO[:PORT][/PROTO]` or a flow mapping `{from: ..., to: ..., port: ...}`)
+/// in the context of the state after step `after_step` (1-based; 0 is the cluster
+/// before the first step): the same names, short-form rules and `vars` as a probe
+/// step there. The text is registered in `sources` as a file named `name`, so every
+/// problem goes to `diags` with a position in it. `None` when there was an error.
+pub fn parse_probe_at(
+    scenario: &Scenario,
+    after_step: usize,
+    sources: &mut Sources,
+    name: &str,
+    text: &str,
+    diags: &mut Diagnostics,
+) -> Option<Probe> {
+    let inv = match after_step {
+        0 => &scenario.inventory0,
+        n => match scenario.states.get(n - 1) {
+            Some(i) => i,
+            None => {
+                diags.push(crate::diag::Diagnostic::error_nowhere(format!(
+                    "step {n} does not exist: the scenario has {} steps",
+                    scenario.steps.len()
+                )));
+                return None;
+            }
+        },
+    };
+    let file = sources.add(name, text);
+    build::parse_probe(sources, file, inv, &scenario.vars, diags)
 }
 
 /// Whether YAML text looks like a scenario: a mapping with a top-level `steps:` key.
