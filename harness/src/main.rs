@@ -1,6 +1,7 @@
 //! `policylab`: the command-line entry point. See [`cli`] for the subcommands.
 
 mod cli;
+mod kernel;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -42,14 +43,25 @@ fn run(cli: Cli) -> ExitCode {
             step,
             probe,
         } => ExitCode::from(explain(&scenario, step, &probe)),
+        Command::Compile { scenario, step } => ExitCode::from(kernel::compile(&scenario, step)),
+        Command::Clean { all } => ExitCode::from(kernel::clean(all)),
     }
 }
 
 /// Runs a plan's probes on a dataplane: one observation per probe, in
-/// [`Plan::probes`] order.
-fn observe(dataplane: Dataplane, plan: &Plan) -> Vec<Observation> {
-    match dataplane {
-        Dataplane::Model => plan.model_observations(),
+/// [`Plan::probes`] order. The kernel prints every disagreement with the model on
+/// stderr (`disagreed` is then set); an `Err` is the exit code (3) after its
+/// message.
+fn observe(
+    dataplane: Dataplane,
+    plan: &Plan,
+    kernel: Option<&kernel::Kernel>,
+    disagreed: &mut bool,
+) -> Result<Vec<Observation>, u8> {
+    match (dataplane, kernel) {
+        (Dataplane::Model, _) => Ok(plan.model_observations()),
+        (Dataplane::Kernel, Some(k)) => k.observe(plan, disagreed),
+        (Dataplane::Kernel, None) => Err(3),
     }
 }
 
@@ -76,7 +88,7 @@ fn scenario_files(paths: &[PathBuf], diags: &mut Diagnostics) -> Vec<PathBuf> {
     out
 }
 
-/// Runs `run`; returns the exit code (0, 1 or 2).
+/// Runs `run`; returns the exit code (0, 1, 2, 3 or 4).
 fn run_scenarios(
     paths: &[PathBuf],
     dataplane: Dataplane,
@@ -102,6 +114,14 @@ fn run_scenarios(
         eprintln!("{} problems: nothing was run", diags.error_count());
         return 2;
     }
+    let kernel = match dataplane {
+        Dataplane::Kernel => match kernel::Kernel::start() {
+            Ok(k) => Some(k),
+            Err(code) => return code,
+        },
+        Dataplane::Model => None,
+    };
+    let mut disagreed = false;
     let mut reports = Vec::new();
     for sc in &scenarios {
         let plan = policylab::run::plan(sc, &sources);
@@ -113,7 +133,10 @@ fn run_scenarios(
         if !warnings.is_empty() {
             eprint!("{}", warnings.render(&sources));
         }
-        let obs = observe(dataplane, &plan);
+        let obs = match observe(dataplane, &plan, kernel.as_ref(), &mut disagreed) {
+            Ok(o) => o,
+            Err(code) => return code,
+        };
         reports.push(Report::new(&plan, &obs, dataplane.name()));
     }
     match format {
@@ -144,6 +167,9 @@ fn run_scenarios(
             eprintln!("{}: cannot write flow logs: {e}", file.display());
             return 2;
         }
+    }
+    if disagreed {
+        return 4;
     }
     reports.iter().map(Report::exit_code).max().unwrap_or(0)
 }

@@ -956,9 +956,72 @@ async fn run_steps(
     Ok(run)
 }
 
+/// Linux capability numbers the kernel dataplane needs.
+const CAP_NET_ADMIN: u32 = 12;
+const CAP_SYS_ADMIN: u32 = 21;
+
+/// The capabilities named in `needed` that the `CapEff:` line of a
+/// `/proc/<pid>/status` text lacks (all of them when the line is missing).
+pub fn missing_capabilities(status: &str) -> Vec<&'static str> {
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok());
+    [
+        (CAP_SYS_ADMIN, "CAP_SYS_ADMIN"),
+        (CAP_NET_ADMIN, "CAP_NET_ADMIN"),
+    ]
+    .into_iter()
+    .filter(|(bit, _)| eff.is_none_or(|e| e & (1u64 << bit) == 0))
+    .map(|(_, name)| name)
+    .collect()
+}
+
+/// Why this machine cannot run the kernel dataplane, each with what to do (empty
+/// when it can). Checks the process's capabilities, the `nft` binary and network
+/// namespace support; veth, nf_tables and NFLOG show up when the lab is built.
+pub fn machine_problems() -> Vec<String> {
+    let mut out = Vec::new();
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let missing = missing_capabilities(&status);
+    if !missing.is_empty() {
+        out.push(format!(
+            "the kernel dataplane needs root ({} missing) to create network namespaces, links and nftables rules: run it as root (e.g. `sudo policylab run ...`), or use `--dataplane model`",
+            missing.join(" and ")
+        ));
+    }
+    if let Err(e) = crate::nft::nft_binary() {
+        out.push(format!(
+            "{e} (Debian/Ubuntu: `apt-get install -y nftables`)"
+        ));
+    }
+    if !std::path::Path::new("/proc/self/ns/net").exists() {
+        out.push(
+            "this kernel has no network namespaces (/proc/self/ns/net is missing): use a kernel built with CONFIG_NET_NS, or `--dataplane model`"
+                .into(),
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn capabilities_are_read_from_cap_eff() {
+        let root = "Name:\tx\nCapEff:\t000001ffffffffff\n";
+        assert!(missing_capabilities(root).is_empty());
+        let none = "CapEff:\t0000000000000000\n";
+        assert_eq!(
+            missing_capabilities(none),
+            vec!["CAP_SYS_ADMIN", "CAP_NET_ADMIN"]
+        );
+        // CAP_NET_ADMIN (bit 12) only.
+        let net_admin = "CapEff:\t0000000000001000\n";
+        assert_eq!(missing_capabilities(net_admin), vec!["CAP_SYS_ADMIN"]);
+        assert_eq!(missing_capabilities("garbage").len(), 2);
+    }
 
     #[test]
     fn labels_are_namespace_safe() {
