@@ -87,7 +87,7 @@ pub const PROBE_CONCURRENCY: usize = 128;
 pub const PROBE_BATCH: usize = 256;
 /// The environment variable of the test hook that perturbs the kernel side (debug
 /// builds only): when set to `1`, the first denying policy rule compiled for each
-/// node accepts instead, so the kernel disagrees with the model.
+/// node accepts instead (and does not log), so the kernel disagrees with the model.
 pub const PERTURB_ENV: &str = "POLICYLAB_TEST_PERTURB_KERNEL";
 
 /// What went wrong running on the kernel (the machine, not the scenario).
@@ -361,7 +361,7 @@ fn log_line(t: &FiveTuple) -> LogLine {
 }
 
 /// Applies the test hook: the first denying policy rule (a rule that logs and drops,
-/// in a non-base chain) accepts instead.
+/// in a policy or profile chain) accepts instead, without logging.
 fn perturb(compiled: &mut Compiled) {
     for table in compiled.tables.values_mut() {
         let rule = table
@@ -371,7 +371,10 @@ fn perturb(compiled: &mut Compiled) {
             .flat_map(|c| c.rules.iter_mut())
             .find(|r| r.verdict == Some(policylab::nft::Verdict::Drop));
         if let Some(r) = rule {
+            // Silently: a denying log would end the probe early as denied.
             r.verdict = Some(policylab::nft::Verdict::Accept);
+            r.statements
+                .retain(|s| !matches!(s, policylab::nft::Statement::Nflog { .. }));
         }
     }
 }
