@@ -15,6 +15,8 @@
 //! - Names are checked on construction: only `[A-Za-z0-9_.-]`, at most 255 bytes,
 //!   never an nft keyword, so that `nft list chain` works on every chain we make.
 
+mod json;
+
 use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 
@@ -194,7 +196,8 @@ pub enum Match {
         code: Option<u8>,
         negate: bool,
     },
-    /// `ct state { established, related }`
+    /// `ct state established,related` (a bitmask match; nft lists it so, and so
+    /// does the JSON form).
     CtState(Vec<&'static str>),
     /// `meta mark & 0x10000 == 0x10000` (set) or `== 0` (clear).
     MarkBit {
@@ -401,7 +404,7 @@ impl fmt::Display for Match {
                     Some(c) => write!(f, "{p} type . {p} code != {{ {icmp_type} . {c} }}"),
                 }
             }
-            Match::CtState(states) => write!(f, "ct state {}", list(states)),
+            Match::CtState(states) => write!(f, "ct state {}", states.join(",")),
             Match::MarkBit { mask, set } => {
                 write!(
                     f,
@@ -642,7 +645,7 @@ mod tests {
         let text = t.to_string();
         assert_eq!(
             text,
-            "add table inet policylab\ndelete table inet policylab\ntable inet policylab {\n\tset s1 {\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\telements = { 192.0.2.55/32, 203.0.113.0/24 }\n\t}\n\tchain forward-hook {\n\t\ttype filter hook forward priority 0; policy accept;\n\t\tct state { established, related } accept\n\t}\n}\n"
+            "add table inet policylab\ndelete table inet policylab\ntable inet policylab {\n\tset s1 {\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\telements = { 192.0.2.55/32, 203.0.113.0/24 }\n\t}\n\tchain forward-hook {\n\t\ttype filter hook forward priority 0; policy accept;\n\t\tct state established,related accept\n\t}\n}\n"
         );
     }
 }

@@ -116,6 +116,17 @@ pub fn apply(ns: &NetNs, script: &str) -> Result<(), NftError> {
     run(ns, &["-f", "-"], Some(script)).map(|_| ())
 }
 
+/// Loads an nft JSON document (as for `nft -j -f`, e.g.
+/// `policylab::nft::Table::to_nftables_json`) into `ns` atomically.
+pub fn apply_json(ns: &NetNs, json: &str) -> Result<(), NftError> {
+    run(ns, &["-j", "-f", "-"], Some(json)).map(|_| ())
+}
+
+/// `nft list table inet <name>` in `ns`.
+pub fn list_table(ns: &NetNs, name: &str) -> Result<String, NftError> {
+    run(ns, &["list", "table", "inet", name], None)
+}
+
 /// Like [`apply`], without blocking the async caller.
 pub async fn apply_async(ns: &NetNs, script: &str) -> Result<(), NftError> {
     let spawn_err = |source| NftError::Spawn {

@@ -489,10 +489,32 @@ impl<'w, 'l> NodeCx<'w, 'l> {
             }
             StageClass::Untracked | StageClass::PreDnat => {}
         }
+        if host {
+            self.add_chain(
+                name.clone(),
+                format!("{} of {}", stage.describe(), e.display_name()),
+                out,
+            );
+            return name;
+        }
+        // Workloads with the same policy walk (replicas, pods with equal labels)
+        // share one chain, named after a hash of its rules; the per-interface
+        // chain jumps to it with a goto.
+        let shared = names::shared_chain(stage, &format!("{out:?}"));
+        if !self.chains.contains_key(&shared) {
+            self.add_chain(
+                shared.clone(),
+                format!(
+                    "{} policy walk (shared by equal endpoints)",
+                    stage.describe()
+                ),
+                out,
+            );
+        }
         self.add_chain(
             name.clone(),
             format!("{} of {}", stage.describe(), e.display_name()),
-            out,
+            vec![rule(vec![], vec![], Some(Verdict::Goto(shared)))],
         );
         name
     }

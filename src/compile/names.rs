@@ -118,6 +118,16 @@ pub fn endpoint_chain(stage: StageKind, iface: &str) -> Name {
     chain_name(prefix, iface)
 }
 
+/// The chain shared by workloads whose chain for `stage` has the same rules:
+/// `cali-twp-` / `cali-fwp-` + 16 characters of base64url(sha256(rules)).
+pub fn shared_chain(stage: StageKind, rules: &str) -> Name {
+    let prefix = match stage {
+        StageKind::WorkloadIngress => "cali-twp-",
+        _ => "cali-fwp-",
+    };
+    chain_name(prefix, &b64(&sha(rules))[..16])
+}
+
 /// `cali40` / `cali60` + `kind` + `-` + id, truncated to 31 characters (Calico's IP
 /// set names with `:` made `-`, as nft's `LegalizeSetName`).
 pub fn set_name(v6: bool, id: &str) -> Name {

@@ -17,6 +17,9 @@ pub const PORT_PROTOS: [u8; 3] = [6, 17, 132];
 pub struct Sets<'w> {
     w: &'w World,
     pub sets: BTreeMap<Name, Set>,
+    /// Whether any IPv6 address exists in the world; without one no IPv6 packet
+    /// reaches a node, so IPv6 variants of rules are not rendered.
+    pub v6: bool,
 }
 
 fn fam_of(v6: bool) -> Family {
@@ -61,9 +64,18 @@ pub fn target_port(w: &World, ep: usize, t: &TargetPort, proto: u8) -> Option<u1
 
 impl<'w> Sets<'w> {
     pub fn new(w: &'w World) -> Sets<'w> {
+        let v6 = w.nodes.iter().any(|n| n.ip.is_ipv6() || n.ipv6.is_some())
+            || w.endpoints
+                .iter()
+                .any(|e| e.ips.iter().any(IpAddr::is_ipv6))
+            || w.services.iter().any(|s| {
+                s.cluster_ip.is_some_and(|ip| ip.is_ipv6())
+                    || s.load_balancer_ip.is_some_and(|ip| ip.is_ipv6())
+            });
         Sets {
             w,
             sets: BTreeMap::new(),
+            v6,
         }
     }
 
@@ -202,7 +214,11 @@ impl<'w> Sets<'w> {
 /// `meta nfproto`. Empty: the rule can never match (absent in both families).
 pub fn rule_alternatives(sets: &mut Sets<'_>, rule: &Rule) -> Vec<Vec<Match>> {
     let v4 = (!rule.absent_v4).then(|| family_alternatives(sets, rule, false));
-    let v6 = (!rule.absent_v6).then(|| family_alternatives(sets, rule, true));
+    if !sets.v6 {
+        // No IPv6 packet exists: the IPv4 reading needs no family match.
+        return v4.unwrap_or_default();
+    }
+    let v6 = (!rule.absent_v6 && sets.v6).then(|| family_alternatives(sets, rule, true));
     match (v4, v6) {
         (Some(a), Some(b)) if a == b => a,
         (a, b) => {
