@@ -227,6 +227,8 @@ pub struct ServedRequest {
     pub path: String,
     pub status: u16,
     pub https: bool,
+    /// The client's address as the server saw it.
+    pub client: IpAddr,
     /// Header names lower-cased, sorted by name (values of repeated headers joined by
     /// `, `).
     pub headers: BTreeMap<String, String>,
@@ -448,8 +450,8 @@ async fn accept_loop(
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _peer)) => stream,
+        let (stream, client) = match listener.accept().await {
+            Ok((stream, peer)) => (stream, peer.ip()),
             // Out of fds or similar: back off instead of spinning.
             Err(_) => {
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -465,10 +467,10 @@ async fn accept_loop(
                         // A failed handshake (a client that does not trust us) just
                         // ends the connection; the client reports it.
                         if let Ok(s) = acceptor.accept(stream).await {
-                            serve_connection(TokioIo::new(s), state, true).await;
+                            serve_connection(TokioIo::new(s), state, true, client).await;
                         }
                     }
-                    None => serve_connection(TokioIo::new(stream), state, false).await,
+                    None => serve_connection(TokioIo::new(stream), state, false, client).await,
                 }
             };
             let _ = tokio::time::timeout(CONNECTION_LIMIT, work).await;
@@ -476,20 +478,25 @@ async fn accept_loop(
     }
 }
 
-async fn serve_connection<I>(io: I, state: Arc<State>, https: bool)
+async fn serve_connection<I>(io: I, state: Arc<State>, https: bool, client: IpAddr)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
         let state = state.clone();
-        async move { Ok::<_, std::convert::Infallible>(answer(&state, req, https).await) }
+        async move { Ok::<_, std::convert::Infallible>(answer(&state, req, https, client).await) }
     });
     let _ = hyper::server::conn::http1::Builder::new()
         .serve_connection(io, service)
         .await;
 }
 
-async fn answer(state: &State, req: Request<Incoming>, https: bool) -> Response<Full<Bytes>> {
+async fn answer(
+    state: &State,
+    req: Request<Incoming>,
+    https: bool,
+    client: IpAddr,
+) -> Response<Full<Bytes>> {
     let delay = *lock(&state.delay);
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -528,6 +535,7 @@ async fn answer(state: &State, req: Request<Incoming>, https: bool) -> Response<
             path,
             status: status.as_u16(),
             https,
+            client,
             headers,
         });
     }

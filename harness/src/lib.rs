@@ -11,6 +11,9 @@
 //! - [`probe`]: TCP, HTTP, UDP, SCTP and ICMP probes whose results are data.
 //! - [`nflog`]: NFLOG listeners, to know within a millisecond that a probe was dropped.
 //! - [`nft`]: loading nft scripts into a namespace atomically.
+//! - [`loglines`]: the kernel LOG target's line for a packet logged through NFLOG
+//!   (Calico's `Log` action), exact and normalized.
+//! - [`pcap`]: packet capture inside a namespace (one interface or all) to pcap files.
 //! - [`feedserver`]: threat-feed files over HTTP(S) from an outside host, with a
 //!   scenario CA, run-time file replacement and host failure.
 //! - [`runner`]: the kernel dataplane: runs a scenario's plan in a lab and attributes
@@ -22,9 +25,11 @@
 //! configuring thread checks which namespace it is in first.
 
 pub mod feedserver;
+pub mod loglines;
 pub mod netns;
 pub mod nflog;
 pub mod nft;
+pub mod pcap;
 pub mod probe;
 pub mod puller;
 pub mod runner;

@@ -93,6 +93,13 @@ pub struct NflogEvent {
     pub tuple: Option<FiveTuple>,
     pub indev: Option<u32>,
     pub outdev: Option<u32>,
+    /// The packet from its network header on, as copied (at most [`COPY_RANGE`] bytes).
+    pub payload: Vec<u8>,
+    /// The link-layer header (for Ethernet: destination MAC, source MAC, EtherType) when
+    /// the packet came in on an interface that has one (`NFULA_HWHEADER`).
+    pub hw_header: Option<Vec<u8>>,
+    /// The packet mark, when not 0 (`NFULA_MARK`).
+    pub mark: Option<u32>,
     pub received: Instant,
 }
 
@@ -413,12 +420,20 @@ pub fn parse_datagram(
                 tuple: None,
                 indev: None,
                 outdev: None,
+                payload: Vec::new(),
+                hw_header: None,
+                mark: None,
                 received,
             };
             for nla in nlas {
                 match nla {
                     PacketNla::Prefix(p) => ev.prefix = p.to_string_lossy().into_owned(),
-                    PacketNla::Payload(p) => ev.tuple = parse_ip_packet(p),
+                    PacketNla::Payload(p) => {
+                        ev.tuple = parse_ip_packet(p);
+                        ev.payload = p.clone();
+                    }
+                    PacketNla::HwHeader(h) => ev.hw_header = Some(h.clone()),
+                    PacketNla::Mark(m) if *m != 0 => ev.mark = Some(*m),
                     PacketNla::IfIndexInDev(i) => ev.indev = Some(*i),
                     PacketNla::IfIndexOutDev(i) => ev.outdev = Some(*i),
                     _ => {}

@@ -87,6 +87,7 @@ async fn pulls_over_http_and_https_and_sees_replaced_files() {
         seen[0].headers.get("host").map(String::as_str),
         Some(FEED_HOST)
     );
+    assert_eq!(seen[0].client, ip("169.254.1.1"));
 
     // HTTPS with the scenario CA.
     let tls = PullRequest::new(url("https", FEED_HOST, IPS)).with_timeout(Duration::from_secs(2));
