@@ -219,3 +219,67 @@ fn json_and_junit_shapes() {
     assert_eq!(probe["checks"][0]["ok"], false);
     insta::assert_snapshot!("junit", Report::junit(std::slice::from_ref(&r)));
 }
+
+fn load_scenario(rel: &str) -> (policylab::scenario::Scenario, Sources) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
+    let mut sources = Sources::new();
+    let mut diags = Diagnostics::new();
+    let sc = policylab::scenario::load(&mut sources, &path, &mut diags)
+        .unwrap_or_else(|| panic!("{}", diags.render(&sources)));
+    (sc, sources)
+}
+
+#[test]
+fn explain_a_probe_read_at_a_step() {
+    let (sc, mut sources) = load_scenario("scenarios/002-prednat-nlb.yaml");
+    let mut diags = Diagnostics::new();
+    let probe = policylab::scenario::parse_probe_at(
+        &sc,
+        10,
+        &mut sources,
+        "<probe>",
+        "laptop -> ${LOADBALANCER_IP}:80/http",
+        &mut diags,
+    )
+    .unwrap_or_else(|| panic!("{}", diags.render(&sources)));
+    let p = plan(&sc, &sources);
+    let st = &p.steps[9];
+    insta::assert_snapshot!(policylab::run::explain_probe(
+        &st.world,
+        &st.inventory,
+        &st.failed_hosts,
+        &st.feeds,
+        &probe
+    ));
+}
+
+#[rstest]
+#[case::unknown_name(
+    2,
+    "laptp -> node-1:31024/tcp",
+    "<probe>:1:1: unknown pod, outside host or node `laptp`"
+)]
+#[case::undefined_var(
+    2,
+    "laptop -> ${NOPE}:80",
+    "<probe>:1:11: undefined placeholder `NOPE`"
+)]
+#[case::service_not_yet(
+    0,
+    "laptop -> svc/default/webserver-lb:80",
+    "<probe>:1:1: unknown service `default/webserver-lb`"
+)]
+#[case::no_such_step(
+    99,
+    "laptop -> node-1:1",
+    "step 99 does not exist: the scenario has 19 steps"
+)]
+fn bad_explain_probes(#[case] step: usize, #[case] text: &str, #[case] want: &str) {
+    let (sc, mut sources) = load_scenario("scenarios/002-prednat-nlb.yaml");
+    let mut diags = Diagnostics::new();
+    let got =
+        policylab::scenario::parse_probe_at(&sc, step, &mut sources, "<probe>", text, &mut diags);
+    assert!(got.is_none());
+    let rendered = diags.render(&sources);
+    assert!(rendered.contains(want), "{rendered}");
+}

@@ -166,6 +166,15 @@ fn explain_stage(world: &World, out: &mut String, n: usize, stage: &Stage<'_>) {
     if policing && stage.steps.is_empty() {
         let _ = writeln!(out, "  no tier applies to this endpoint in this direction");
     }
+    if matches!(
+        stage.steps.first(),
+        Some(Step::Profile { .. } | Step::NoProfile)
+    ) {
+        let _ = writeln!(
+            out,
+            "  no policy applies to this endpoint in this direction; its profiles decide"
+        );
+    }
     for step in &stage.steps {
         match step {
             Step::Tier { tier } => {
@@ -255,6 +264,19 @@ fn explain_stage(world: &World, out: &mut String, n: usize, stage: &Stage<'_>) {
         StageResult::Continue => "no verdict here; the packet goes on".to_string(),
     };
     let _ = writeln!(out, "  => {result}");
+    if matches!(
+        (stage.kind, stage.result, stage.reply),
+        (
+            StageKind::HostUntrackedIngress | StageKind::HostPreDnat,
+            StageResult::Allow(_),
+            false
+        )
+    ) {
+        let _ = writeln!(
+            out,
+            "     (this sets the accept mark: the host endpoint's normal and forward-ingress policies are skipped for this packet; workload policies still apply)"
+        );
+    }
 }
 
 /// Why a rule did not match, from the first field that failed.

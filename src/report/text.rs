@@ -207,6 +207,13 @@ fn probe(out: &mut String, p: &ReportProbe) {
         p.source, p.src_ip, p.target, p.dst_ip, o.outcome
     );
     let _ = writeln!(out, "    decided by {}", p.decided_by);
+    if p.allowed_by.len() > 1 {
+        let _ = writeln!(
+            out,
+            "    allowed along the path by {}",
+            p.allowed_by.join("; then ")
+        );
+    }
     if let Some(n) = &p.note {
         let _ = writeln!(out, "    note: {n}");
     }

@@ -29,6 +29,9 @@
 //! - **Log lines** are reported in a dataplane-neutral form,
 //!   `calico-packet: SRC=… DST=… PROTO=… DPT=…` (no interface names), one per Log
 //!   rule that matched, with the packet as the logging stage saw it.
+//! - **Host-networked pods** (`spec.hostNetwork: true`) are not workload endpoints:
+//!   they have their node's addresses, their probes are the node's traffic, and
+//!   their declared ports are served on the node.
 //! - Feed pulls and statuses: see [`feeds`].
 
 pub mod feeds;
@@ -590,6 +593,11 @@ pub fn probe_flow(world: &World, inv: &Inventory, p: &Probe) -> ProbeFlow {
         IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
     };
     let (src, src_ip) = match &p.from {
+        Endpoint::Pod { namespace, name } if host_network_node(inv, namespace, name).is_some() => {
+            let node = host_network_node(inv, namespace, name).unwrap_or_default();
+            let ip = node_ip(inv, &node, v6).unwrap_or(unspecified);
+            (FlowSource::Ip(ip), ip)
+        }
         Endpoint::Pod { namespace, name } => {
             let idx = world.endpoints.iter().position(|e| {
                 e.kind == resolve::EndpointKind::Workload
@@ -614,6 +622,13 @@ pub fn probe_flow(world: &World, inv: &Inventory, p: &Probe) -> ProbeFlow {
         }
     };
     let dst_ip = match &p.to {
+        Target::Pod { namespace, name } if host_network_node(inv, namespace, name).is_some() => {
+            node_ip(
+                inv,
+                &host_network_node(inv, namespace, name).unwrap_or_default(),
+                v6,
+            )
+        }
         Target::Pod { namespace, name } => world
             .endpoints
             .iter()
@@ -643,6 +658,21 @@ pub fn probe_flow(world: &World, inv: &Inventory, p: &Probe) -> ProbeFlow {
         protocol: p.protocol,
         family: p.family,
         timeout: p.timeout,
+    }
+}
+
+/// The node of a pod with `spec.hostNetwork: true` (its traffic is the node's).
+pub(crate) fn host_network_node(inv: &Inventory, ns: &str, name: &str) -> Option<String> {
+    let key = ResourceKey {
+        kind: crate::manifest::Kind::Pod,
+        namespace: Some(ns.to_string()),
+        name: name.to_string(),
+    };
+    match &inv.resources.get(&key)?.body {
+        crate::manifest::Body::Pod(p) if p.host_network == Some(true) => {
+            p.node_name.as_ref().map(|n| n.value.clone())
+        }
+        _ => None,
     }
 }
 

@@ -41,36 +41,29 @@ fn server_at<'i>(world: &World, inv: &'i Inventory, dest: Destination, ip: IpAdd
                 namespace: ep.namespace.clone(),
                 name: ep.name.clone(),
             };
-            let mut ports = Vec::new();
-            if let Some(Body::Pod(p)) = inv.resources.get(&key).map(|r| &r.body) {
-                for c in &p.containers {
-                    for port in &c.ports {
-                        let proto = match port
-                            .value
-                            .protocol
-                            .as_ref()
-                            .map(|s| s.value.to_ascii_uppercase())
-                            .as_deref()
-                        {
-                            Some("UDP") => L4::Udp,
-                            Some("SCTP") => L4::Sctp,
-                            _ => L4::Tcp,
-                        };
-                        if let Ok(n) = u16::try_from(port.value.container_port.value) {
-                            ports.push((n, proto));
-                        }
-                    }
-                }
-            }
+            let ports = match inv.resources.get(&key).map(|r| &r.body) {
+                Some(Body::Pod(p)) => pod_ports(p),
+                _ => Vec::new(),
+            };
             Server::Ports { ports, files: None }
         }
         Destination::Host(n) => {
             let name = world.nodes.get(n).map(|n| n.name.as_str()).unwrap_or("");
             match inv.nodes.iter().find(|x| x.name == name) {
-                Some(node) => Server::Ports {
-                    ports: node.ports.iter().map(|p| (p.port, p.protocol)).collect(),
-                    files: None,
-                },
+                Some(node) => {
+                    let mut ports: Vec<(u16, L4)> =
+                        node.ports.iter().map(|p| (p.port, p.protocol)).collect();
+                    // Host-networked pods on the node serve on its addresses.
+                    for r in inv.resources.values() {
+                        if let Body::Pod(p) = &r.body {
+                            let on_node = p.node_name.as_ref().is_some_and(|n| n.value == name);
+                            if p.host_network == Some(true) && on_node {
+                                ports.extend(pod_ports(p));
+                            }
+                        }
+                    }
+                    Server::Ports { ports, files: None }
+                }
                 None => Server::Nobody,
             }
         }
@@ -82,6 +75,30 @@ fn server_at<'i>(world: &World, inv: &'i Inventory, dest: Destination, ip: IpAdd
             None => Server::Nobody,
         },
     }
+}
+
+/// A pod's declared container ports.
+fn pod_ports(p: &crate::manifest::types::PodSpec) -> Vec<(u16, L4)> {
+    let mut ports = Vec::new();
+    for c in &p.containers {
+        for port in &c.ports {
+            let proto = match port
+                .value
+                .protocol
+                .as_ref()
+                .map(|s| s.value.to_ascii_uppercase())
+                .as_deref()
+            {
+                Some("UDP") => L4::Udp,
+                Some("SCTP") => L4::Sctp,
+                _ => L4::Tcp,
+            };
+            if let Ok(n) = u16::try_from(port.value.container_port.value) {
+                ports.push((n, proto));
+            }
+        }
+    }
+    ports
 }
 
 fn outside_owner(inv: &Inventory, ip: IpAddr) -> Option<&str> {

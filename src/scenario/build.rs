@@ -189,9 +189,22 @@ impl World {
         }
     }
 
+    /// The node of a pod with `spec.hostNetwork: true`.
+    fn host_network_node(&self, ns: &str, name: &str) -> Option<String> {
+        match &self.resources.get(&pod_key(ns, name))?.body {
+            Body::Pod(p) if p.host_network == Some(true) => {
+                p.node_name.as_ref().map(|n| n.value.clone())
+            }
+            _ => None,
+        }
+    }
+
     fn addresses(&self, t: &Target) -> Vec<IpAddr> {
         match t {
-            Target::Pod { namespace, name } => self.pod_ips_of(namespace, name),
+            Target::Pod { namespace, name } => match self.host_network_node(namespace, name) {
+                Some(node) => self.addresses(&Target::Node(node)),
+                None => self.pod_ips_of(namespace, name),
+            },
             Target::Outside(h) => self
                 .outside
                 .iter()
@@ -1510,6 +1523,10 @@ impl Loader<'_> {
                 );
                 return None;
             }
+        }
+        if spec.host_network == Some(true) {
+            // A host-networked pod has its node's addresses, not a pod address.
+            return Some(());
         }
         let range4 = self.world.node_range_v4(idx);
         let range6 = self.world.node_range_v6(idx);

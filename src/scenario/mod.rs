@@ -44,6 +44,8 @@
 //!   `cluster:`/`outside:`.
 //! - An invalid document in a step is reported, and the valid ones of that step are
 //!   still applied for checking the later steps (fewer follow-on errors).
+//! - A pod with `spec.hostNetwork: true` gets no pod address: its addresses (in
+//!   `${pod.ip}` and as a probe end) are its node's.
 //! - Deleting a Namespace deletes everything in it; deleting or replacing a
 //!   Deployment deletes its replica pods.
 
