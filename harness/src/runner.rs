@@ -706,9 +706,21 @@ impl KernelLab {
         feed::parse(&feed::FeedFormat::from_spec(spec), &body).map_err(|e| e.to_string())
     }
 
-    fn source_ns(&self, from: &Endpoint) -> Result<NetNs, RunnerError> {
+    /// The namespace a probe is sent from. A host-networked pod is no pod of the lab:
+    /// its traffic is its node's (the node holding the planned source address).
+    fn source_ns(&self, from: &Endpoint, src_ip: IpAddr) -> Result<NetNs, RunnerError> {
+        let node_with_src = || {
+            self.cluster
+                .plan()
+                .nodes
+                .iter()
+                .find(|n| n.addresses().contains(&src_ip))
+                .and_then(|n| self.cluster.node(&n.name))
+        };
         let ns = match from {
-            Endpoint::Pod { namespace, name } => self.cluster.pod(namespace, name),
+            Endpoint::Pod { namespace, name } => {
+                self.cluster.pod(namespace, name).or_else(node_with_src)
+            }
             Endpoint::Outside(h) => self.cluster.outside_host(h),
             Endpoint::Node(n) => self.cluster.node(n),
         };
@@ -726,7 +738,7 @@ impl KernelLab {
         for batch in flows.chunks(PROBE_BATCH) {
             let mut specs = Vec::with_capacity(batch.len());
             for f in batch {
-                specs.push((self.source_ns(&f.from)?, spec_of(f)));
+                specs.push((self.source_ns(&f.from, f.src_ip)?, spec_of(f)));
             }
             self.verdicts.clear();
             self.logs.clear();
