@@ -238,9 +238,29 @@ pub struct KernelPull {
     pub result: Result<usize, String>,
 }
 
+/// How a node's policy was loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadKind {
+    /// The whole table replaced (`nft -f` of the table's script).
+    Table,
+    /// Only set elements added and deleted, in place.
+    SetElements,
+}
+
+/// One `nft -f` of a node's policy, with how long it took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableLoad {
+    pub step: usize,
+    pub node: String,
+    pub kind: LoadKind,
+    pub elapsed: Duration,
+}
+
 /// A scenario's run on the kernel.
 #[derive(Debug, Clone, Default)]
 pub struct KernelRun {
+    /// Every policy load, in step order (timings: never in a report).
+    pub loads: Vec<TableLoad>,
     /// In [`Plan::probes`] order.
     pub probes: Vec<KernelProbe>,
     /// Every real feed pull, in order.
@@ -528,8 +548,11 @@ impl KernelLab {
     }
 
     /// Compiles `world` and loads every node's table (one atomic `nft -f` per node,
-    /// all nodes concurrently), then moves LB routes that changed.
-    pub async fn apply(&mut self, world: Arc<World>) -> Result<(), RunnerError> {
+    /// all nodes concurrently), then moves LB routes that changed. A node whose table
+    /// differs from the loaded one only in set elements (a feed update) gets them
+    /// changed in place ([`policylab::nft::Table::set_update_script`]); a node whose
+    /// table did not change is not touched. Returns the loads made (their `step` is 0).
+    pub async fn apply(&mut self, world: Arc<World>) -> Result<Vec<TableLoad>, RunnerError> {
         let mut compiled = compile::compile(&world);
         if self.perturb {
             perturb(&mut compiled);
@@ -547,16 +570,37 @@ impl KernelLab {
                 .node(node)
                 .ok_or_else(|| RunnerError::Missing(format!("node {node} is not in the lab")))?
                 .clone();
-            let script = table.to_string();
+            // Only set elements changed (a feed's list): change them in place.
+            let (kind, script) = match self
+                .compiled
+                .tables
+                .get(node)
+                .and_then(|old| table.set_update_script(old))
+            {
+                Some(script) if script.is_empty() => continue,
+                Some(script) => (LoadKind::SetElements, script),
+                None => (LoadKind::Table, table.to_string()),
+            };
             let node = node.clone();
             loads.push(async move {
+                let started = std::time::Instant::now();
                 crate::nft::apply_async(&ns, &script)
                     .await
-                    .map_err(|source| RunnerError::Nft { node, source })
+                    .map_err(|source| RunnerError::Nft {
+                        node: node.clone(),
+                        source,
+                    })?;
+                Ok::<_, RunnerError>(TableLoad {
+                    step: 0,
+                    node,
+                    kind,
+                    elapsed: started.elapsed(),
+                })
             });
         }
+        let mut done = Vec::new();
         for r in futures::future::join_all(loads).await {
-            r?;
+            done.push(r?);
         }
         if let Ok(mut d) = self.denying.write() {
             *d = denying;
@@ -571,7 +615,7 @@ impl KernelLab {
         }
         self.compiled = Arc::new(compiled);
         self.world = Some(world);
-        Ok(())
+        Ok(done)
     }
 
     /// Makes the failed outside hosts exactly `failed`.
@@ -961,7 +1005,10 @@ async fn run_steps(
         run.pulls.extend(pulls);
         run.feed_disagreements.extend(disagreements);
         if step.world_changed || lab.world.is_none() {
-            lab.apply(step.world.clone()).await?;
+            for mut l in lab.apply(step.world.clone()).await? {
+                l.step = step.number;
+                run.loads.push(l);
+            }
         }
         if !step.probes.is_empty() {
             let flows: Vec<&ProbeFlow> = step.probes.iter().map(|p| &p.flow).collect();
