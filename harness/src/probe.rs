@@ -60,6 +60,11 @@ pub struct ProbeSpec {
     /// Bind to this source address (it must be one of the namespace's); `None` lets the
     /// kernel choose.
     pub source: Option<IpAddr>,
+    /// With `source`: bind this source port (for ICMP the echo identifier) instead of
+    /// one the kernel picks, falling back to the kernel's choice when it is taken. A
+    /// runner gives every probe its own port so that no probe meets a conntrack entry
+    /// an earlier probe left behind (UDP and ICMP entries outlive their sockets).
+    pub source_port: Option<u16>,
     pub timeout: Duration,
 }
 
@@ -70,6 +75,7 @@ impl ProbeSpec {
             target,
             port,
             source: None,
+            source_port: None,
             timeout: Duration::from_secs(1),
         }
     }
@@ -101,6 +107,12 @@ impl ProbeSpec {
 
     pub fn with_source(mut self, source: IpAddr) -> ProbeSpec {
         self.source = Some(source);
+        self
+    }
+
+    /// See [`ProbeSpec::source_port`].
+    pub fn with_source_port(mut self, port: u16) -> ProbeSpec {
+        self.source_port = Some(port);
         self
     }
 }
@@ -230,7 +242,13 @@ fn open_socket(spec: &ProbeSpec) -> io::Result<Opened> {
     let socket = Socket::new(domain, ty, Some(p))?;
     socket.set_nonblocking(true)?;
     if let Some(src) = spec.source {
-        socket.bind(&SocketAddr::new(src, 0).into())?;
+        let wanted = spec.source_port.unwrap_or(0);
+        match socket.bind(&SocketAddr::new(src, wanted).into()) {
+            Err(e) if wanted != 0 && e.raw_os_error() == Some(libc::EADDRINUSE) => {
+                socket.bind(&SocketAddr::new(src, 0).into())?;
+            }
+            r => r?,
+        }
     }
     let port = if spec.kind == ProbeKind::Icmp {
         0

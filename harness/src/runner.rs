@@ -938,8 +938,22 @@ fn protocol_number(flow: &ProbeFlow) -> u8 {
     }
 }
 
-/// The harness probe of a planned flow: from the planned source address (the bind
-/// also reserves the source port, so concurrent probes never share a flow key).
+/// Source ports probes are sent from, in turn: below the kernel's ephemeral range
+/// (32768 and up), so they never meet a port the kernel picked.
+const PROBE_PORTS: std::ops::Range<u16> = 10_000..32_768;
+
+/// The next probe source port (every probe of a process gets a different one until
+/// the range wraps).
+fn next_probe_port() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let span = u32::from(PROBE_PORTS.end - PROBE_PORTS.start);
+    PROBE_PORTS.start + (n % span) as u16
+}
+
+/// The harness probe of a planned flow: from the planned source address and a
+/// source port of its own (the bind reserves it, so concurrent probes never share a
+/// flow key, and no probe meets a conntrack entry of an earlier one).
 fn spec_of(f: &ProbeFlow) -> ProbeSpec {
     let kind = match f.protocol {
         ProbeProtocol::Tcp => ProbeKind::TcpEcho,
@@ -950,6 +964,7 @@ fn spec_of(f: &ProbeFlow) -> ProbeSpec {
     };
     ProbeSpec::new(kind, f.dst_ip, f.port.unwrap_or(0))
         .with_source(f.src_ip)
+        .with_source_port(next_probe_port())
         .with_timeout(f.timeout)
 }
 
