@@ -58,6 +58,19 @@ pub enum Command {
         /// Also write every flow-log record (one JSON object a line) to FILE.
         #[arg(long, value_name = "FILE")]
         flow_logs: Option<PathBuf>,
+        /// Also write every Log-rule line to FILE, one a line after its scenario,
+        /// step, probe and node: on the kernel the full line the kernel's LOG target
+        /// writes (`calico-packet: IN=... OUT=... MAC=... SRC=...`), on the model its
+        /// dataplane-neutral form.
+        #[arg(long, value_name = "FILE")]
+        log_lines: Option<PathBuf>,
+        /// Capture each probe's packets (kernel dataplane): one pcap file per probe in
+        /// DIR (created if missing), named
+        /// `<scenario>-step<NN>-probe<NN>-<source>-to-<target>.pcap`, captured on every
+        /// interface of the source's namespace (LINUX_SLL2). Probes then run one at a
+        /// time.
+        #[arg(long, value_name = "DIR")]
+        pcap: Option<PathBuf>,
         /// Scenario files or directories.
         #[arg(required = true)]
         paths: Vec<PathBuf>,

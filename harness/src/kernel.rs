@@ -20,7 +20,8 @@ pub struct Kernel {
 impl Kernel {
     /// Checks the machine and starts a runtime; `Err(3)` after saying what is
     /// missing.
-    pub fn start() -> Result<Kernel, u8> {
+    /// `pcap_dir`: capture every probe there (`--pcap`).
+    pub fn start(pcap_dir: Option<&Path>) -> Result<Kernel, u8> {
         let problems = runner::machine_problems();
         if !problems.is_empty() {
             eprintln!("this machine cannot run the kernel dataplane:");
@@ -39,13 +40,23 @@ impl Kernel {
             })?;
         Ok(Kernel {
             rt,
-            opts: RunnerOptions::default(),
+            opts: RunnerOptions {
+                pcap_dir: pcap_dir.map(Path::to_path_buf),
+                ..RunnerOptions::default()
+            },
         })
     }
 
     /// Runs a plan on the kernel. Every disagreement with the model goes to stderr
     /// with both traces and sets `disagreed`.
-    pub fn observe(&self, plan: &Plan, disagreed: &mut bool) -> Result<Vec<Observation>, u8> {
+    /// The kernel's Log-rule lines are appended to `log_lines`, one a line after the
+    /// scenario, step, probe and node.
+    pub fn observe(
+        &self,
+        plan: &Plan,
+        disagreed: &mut bool,
+        log_lines: &mut String,
+    ) -> Result<Vec<Observation>, u8> {
         let run = match self.rt.block_on(runner::run_plan(plan, &self.opts)) {
             Ok(r) => r,
             Err(e) => {
@@ -58,6 +69,7 @@ impl Kernel {
                         | RunnerError::Nft { .. }
                         | RunnerError::FeedServer(_)
                         | RunnerError::Probe { .. }
+                        | RunnerError::Capture(_)
                 ) {
                     eprintln!("{MACHINE_HINT}");
                 }
@@ -66,6 +78,16 @@ impl Kernel {
         };
         for (i, (s, _, pp)) in plan.probes().enumerate() {
             let Some(k) = run.probes.get(i) else { continue };
+            for l in &k.kernel_log_lines {
+                log_lines.push_str(&format!(
+                    "{} step {} {} -> {}: {}\n",
+                    plan.name,
+                    plan.steps[s].number,
+                    pp.source,
+                    pp.target,
+                    l.trim_end()
+                ));
+            }
             let d = disagreements(&pp.prediction, &k.observation);
             if d.is_empty() {
                 continue;

@@ -66,18 +66,22 @@ use policylab::manifest::{Body, Kind, ResourceKey};
 use policylab::model::{Decider, StageKind};
 use policylab::resolve::{Action, Direction, World};
 use policylab::run::{
-    FeedPull, LogLine, Observation, Outcome, Plan, PlannedStep, ProbeFlow, PullResult,
+    FeedPull, LogLine, Observation, Outcome, Plan, PlannedProbe, PlannedStep, ProbeFlow, PullResult,
 };
 use policylab::scenario::{Endpoint, ProbeProtocol};
 use tokio::task::JoinHandle;
 
 use crate::feedserver::{FeedServer, FeedServerError, FeedServerOptions, ScenarioCa};
+use crate::loglines::{self, InterfaceNames, LoggedPacket};
 use crate::netns::{NetNs, NetnsError};
 use crate::nflog::{proto, FiveTuple, NflogError, NflogEvent, NflogListener, NflogSink};
+use crate::pcap::{Capture, CaptureScope};
 use crate::probe::{self, ProbeError, ProbeKind, ProbeSpec};
 use crate::puller::{PullHeader, PullRequest, Puller};
 use crate::topology::{BuildOptions, Cluster, TopologyError};
 
+/// The prefix of Calico's Log-action lines (Felix's `LogPrefix` default).
+pub const LOG_PREFIX: &str = "calico-packet: ";
 /// How long one feed pull may take (a failed host times out after this).
 pub const PULL_TIMEOUT: Duration = Duration::from_secs(2);
 /// Probes in flight at once.
@@ -115,6 +119,8 @@ pub enum RunnerError {
         #[source]
         source: ProbeError,
     },
+    #[error("packet capture: {0}")]
+    Capture(#[from] crate::pcap::CaptureError),
     #[error("{0}")]
     Missing(String),
 }
@@ -127,6 +133,9 @@ pub struct RunnerOptions {
     /// Flip the first denying policy rule of every node (test hook, see
     /// [`PERTURB_ENV`]).
     pub perturb: bool,
+    /// Capture every probe's packets into one pcap file per probe in this directory
+    /// ([`pcap_file_name`]); probes then run one at a time.
+    pub pcap_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for RunnerOptions {
@@ -135,6 +144,7 @@ impl Default for RunnerOptions {
             build: BuildOptions::default(),
             pull_timeout: PULL_TIMEOUT,
             perturb: perturb_requested(),
+            pcap_dir: None,
         }
     }
 }
@@ -153,6 +163,8 @@ pub struct KernelEvent {
     pub prefix: String,
     pub packet: Option<FiveTuple>,
     pub log_rule: bool,
+    /// For a Log-rule event, the kernel's LOG line of the packet.
+    pub line: Option<String>,
 }
 
 impl std::fmt::Display for KernelEvent {
@@ -190,6 +202,10 @@ pub struct KernelProbe {
     pub events: Vec<KernelEvent>,
     /// The harness's own words on the probe (a refusal's errno, a drop's prefix).
     pub detail: Option<String>,
+    /// The probe's Log-rule lines as the kernel's LOG target would write them
+    /// (`calico-packet: IN=... OUT=... MAC=... SRC=...`, [`crate::loglines`]), each
+    /// after its node's name and a colon, in path order.
+    pub kernel_log_lines: Vec<String>,
 }
 
 impl KernelProbe {
@@ -419,6 +435,8 @@ pub struct KernelLab {
     outside_addrs: BTreeMap<IpAddr, String>,
     failed: BTreeSet<String>,
     perturb: bool,
+    /// Interface names of every node namespace, by namespace name (Log lines).
+    iface_names: BTreeMap<String, InterfaceNames>,
     cluster: Cluster,
 }
 
@@ -511,6 +529,10 @@ impl KernelLab {
             feed_servers.insert(h.name.clone(), server);
             served.insert(h.name.clone(), files);
         }
+        let mut iface_names = BTreeMap::new();
+        for ns in cluster.nodes().values() {
+            iface_names.insert(ns.name().to_string(), InterfaceNames::of(ns)?);
+        }
         let node_addrs = plan.nodes.iter().flat_map(|n| n.addresses()).collect();
         let lb_routes = plan
             .load_balancers
@@ -534,6 +556,7 @@ impl KernelLab {
             outside_addrs,
             failed: BTreeSet::new(),
             perturb: opts.perturb,
+            iface_names,
             cluster,
         })
     }
@@ -834,6 +857,7 @@ impl KernelLab {
         let decode = |events: &[Arc<NflogEvent>], log_rule: bool| -> Vec<KernelEvent> {
             let mut seen = BTreeSet::new();
             let mut out = Vec::new();
+            let mut lines = Vec::new();
             for e in events {
                 let Some(t) = e.tuple.as_ref().filter(|t| ours(t)) else {
                     continue;
@@ -842,6 +866,15 @@ impl KernelLab {
                     continue;
                 }
                 let tag = self.compiled.decode(&e.prefix).cloned();
+                if log_rule {
+                    let names = self.iface_names.get(&e.namespace);
+                    let mut p = LoggedPacket::from_event(
+                        e,
+                        names.unwrap_or(&InterfaceNames::from_pairs([])),
+                    );
+                    p.prefix = LOG_PREFIX;
+                    lines.push(loglines::format_line(&p));
+                }
                 out.push(KernelEvent {
                     node: tag
                         .as_ref()
@@ -851,6 +884,7 @@ impl KernelLab {
                     prefix: e.prefix.clone(),
                     packet: Some(*t),
                     log_rule,
+                    line: lines.pop(),
                 });
             }
             path_order(&mut out);
@@ -858,6 +892,10 @@ impl KernelLab {
         };
         let mut events = decode(verdicts, false);
         let log_events = decode(logs, true);
+        let kernel_log_lines: Vec<String> = log_events
+            .iter()
+            .filter_map(|e| e.line.as_ref().map(|l| format!("{}: {l}", e.node)))
+            .collect();
         let world = self.world.as_deref();
         let (mut decider, allowing) = match world {
             Some(w) => attribute(w, &events),
@@ -909,6 +947,7 @@ impl KernelLab {
             },
             events,
             detail: o.detail.clone(),
+            kernel_log_lines,
         }
     }
 
@@ -1025,12 +1064,46 @@ async fn run_steps(
                 run.loads.push(l);
             }
         }
-        if !step.probes.is_empty() {
+        if let Some(dir) = &opts.pcap_dir {
+            // One probe at a time, each captured alone in its source namespace.
+            for (i, p) in step.probes.iter().enumerate() {
+                let ns = lab.source_ns(&p.flow.from, p.flow.src_ip)?;
+                let path = dir.join(pcap_file_name(&plan.name, step.number, i, p));
+                let capture = Capture::start(&ns, CaptureScope::All, path).await?;
+                let probed = lab.probe(&[&p.flow]).await;
+                capture.stop().await?;
+                run.probes.extend(probed?);
+            }
+        } else if !step.probes.is_empty() {
             let flows: Vec<&ProbeFlow> = step.probes.iter().map(|p| &p.flow).collect();
             run.probes.extend(lab.probe(&flows).await?);
         }
     }
     Ok(run)
+}
+
+/// The pcap file of a probe: `<scenario>-step<NN>-probe<NN>-<source>-to-<target>.pcap`
+/// (step number, the probe's index in its step from 1; names reduced to
+/// `[A-Za-z0-9._-]`), so a run's files are the same names every time.
+pub fn pcap_file_name(scenario: &str, step: usize, index: usize, p: &PlannedProbe) -> String {
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    format!(
+        "{}-step{step:02}-probe{:02}-{}-to-{}.pcap",
+        clean(scenario),
+        index + 1,
+        clean(&p.source),
+        clean(&p.target)
+    )
 }
 
 /// Linux capability numbers the kernel dataplane needs.
