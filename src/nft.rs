@@ -283,7 +283,9 @@ fn quote(s: &str) -> String {
     let cleaned: String = s
         .chars()
         .map(|c| {
-            if c == '"' || c == '\\' || c.is_control() {
+            if c == '"' {
+                '\''
+            } else if c == '\\' || c.is_control() {
                 '_'
             } else {
                 c
@@ -684,7 +686,7 @@ mod tests {
         };
         assert_eq!(
             r.to_string(),
-            "ip daddr @sel-abc meta l4proto 6 th dport != { 80, 30000-32767 } meta mark set meta mark | 0x10000 log prefix \"AP0|gnp:x_y\" group 1 return comment \"rule 0\""
+            "ip daddr @sel-abc meta l4proto 6 th dport != { 80, 30000-32767 } meta mark set meta mark | 0x10000 log prefix \"AP0|gnp:x'y\" group 1 return comment \"rule 0\""
         );
     }
 

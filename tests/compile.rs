@@ -36,7 +36,12 @@ fn render(c: &Compiled) -> String {
             tag.node,
             tag.stage,
             tag.decider,
-            if tag.log_rule { " (log rule)" } else { "" }
+            match tag.group {
+                1 => " (deny group)",
+                2 => " (allow group)",
+                4 => " (reject group)",
+                _ => " (log rule)",
+            }
         );
     }
     out
@@ -224,13 +229,13 @@ fn iface(ns: &str, name: &str) -> String {
 
 #[rstest]
 #[case::policy_rules_allow_deny_pass_log(GNP_T, "node1", "cali-pi-gnp.t", "\
-meta l4proto 6 log[2] <WorkloadIngress: tier default, gnp:t rule 0 (log)>
+meta l4proto 6 log[3] <WorkloadIngress: tier default, gnp:t rule 0 (log)>
 meta nfproto ipv4 meta l4proto 6 ip saddr 10.9.0.0/16 th dport 81 log[1] <WorkloadIngress: tier default, gnp:t rule 1 (deny)> drop
-meta l4proto 17 meta mark set meta mark | 0x20000 log[1] <WorkloadIngress: tier default, gnp:t rule 2 (pass)> return
-meta nfproto ipv4 meta l4proto 6 ip saddr @cali40s-X th dport 9000 meta mark set meta mark | 0x10000 log[1] <WorkloadIngress: tier default, gnp:t rule 3 (allow)> return
-meta nfproto ipv4 meta l4proto 6 ip saddr @cali40s-X ip daddr . meta l4proto . th dport @cali40n-X meta mark set meta mark | 0x10000 log[1] <WorkloadIngress: tier default, gnp:t rule 3 (allow)> return
-meta nfproto ipv6 meta l4proto 6 ip6 saddr @cali60s-X th dport 9000 meta mark set meta mark | 0x10000 log[1] <WorkloadIngress: tier default, gnp:t rule 3 (allow)> return
-meta nfproto ipv6 meta l4proto 6 ip6 saddr @cali60s-X ip6 daddr . meta l4proto . th dport @cali60n-X meta mark set meta mark | 0x10000 log[1] <WorkloadIngress: tier default, gnp:t rule 3 (allow)> return")]
+meta l4proto 17 meta mark set meta mark | 0x20000 log[2] <WorkloadIngress: tier default, gnp:t rule 2 (pass)> return
+meta nfproto ipv4 meta l4proto 6 ip saddr @cali40s-X th dport 9000 meta mark set meta mark | 0x10000 log[2] <WorkloadIngress: tier default, gnp:t rule 3 (allow)> return
+meta nfproto ipv4 meta l4proto 6 ip saddr @cali40s-X ip daddr . meta l4proto . th dport @cali40n-X meta mark set meta mark | 0x10000 log[2] <WorkloadIngress: tier default, gnp:t rule 3 (allow)> return
+meta nfproto ipv6 meta l4proto 6 ip6 saddr @cali60s-X th dport 9000 meta mark set meta mark | 0x10000 log[2] <WorkloadIngress: tier default, gnp:t rule 3 (allow)> return
+meta nfproto ipv6 meta l4proto 6 ip6 saddr @cali60s-X ip6 daddr . meta l4proto . th dport @cali60n-X meta mark set meta mark | 0x10000 log[2] <WorkloadIngress: tier default, gnp:t rule 3 (allow)> return")]
 #[case::tier_walk_end_of_tier_and_default_pass(TIERED, "node1", "cali-tw-SERVER", "\
 meta mark set meta mark & 0xfffcffff
 meta mark set meta mark & 0xfffdffff comment \"Start of tier security\"
@@ -264,7 +269,7 @@ log[1] <WorkloadEgress: no profile (drop)> drop comment \"Drop if no profiles ma
     "node1",
     "cali-pri-kns.default",
     "\
-meta mark set meta mark | 0x10000 log[1] <WorkloadIngress: profile kns.default rule 0> return"
+meta mark set meta mark | 0x10000 log[2] <WorkloadIngress: profile kns.default rule 0> return"
 )]
 #[case::icmp_rule_per_family(
     TIERED,
@@ -331,7 +336,7 @@ meta l4proto 6 ip daddr 10.96.0.12/32 th dport 80 dnat ip to 10.244.1.10:80 comm
 meta l4proto 6 ip daddr 172.18.0.2/32 th dport 30080 ip saddr @cali40all-X dnat ip to 10.244.1.10:80 comment \"other/lb port 80 from pods\"
 meta l4proto 6 ip daddr 172.18.0.2/32 th dport 30080 accept comment \"other/lb port 80 local endpoints\"")]
 #[case::no_endpoint_rejects_none_local_drops("node1", "kube-noep", "\
-meta l4proto 6 ip daddr 10.96.0.11/32 th dport 80 log[1] <ServiceDnat: no service endpoint> reject comment \"default/empty port 80 has no endpoints\"
+meta l4proto 6 ip daddr 10.96.0.11/32 th dport 80 log[4] <ServiceDnat: no service endpoint> reject comment \"default/empty port 80 has no endpoints\"
 meta l4proto 6 ip daddr 172.18.0.2/32 th dport 30080 ip saddr != @cali40all-X log[1] <ServiceDnat: no service endpoint> drop comment \"other/lb port 80 has no local endpoints\"")]
 #[case::local_endpoint_on_its_node("node2", "kube-services", "\
 meta l4proto 6 ip daddr 10.96.0.11/32 th dport 80 accept comment \"default/empty port 80\"
@@ -398,14 +403,14 @@ meta mark & 0x10000 == 0x10000 accept comment \"Return if policy accepted\""
 )]
 #[case::forward_without_policy_allows_by_default("cali-thfw-eth0", "\
 meta mark set meta mark & 0xfffcffff
-meta mark set meta mark | 0x10000 log[1] <HostForwardEgress: default forward allow> return comment \"Allow forwarded traffic by default\"")]
+meta mark set meta mark | 0x10000 log[2] <HostForwardEgress: default forward allow> return comment \"Allow forwarded traffic by default\"")]
 #[case::normal_ingress_failsafe_then_no_profile("cali-fh-eth0", "\
 meta mark set meta mark & 0xfffcffff
-meta l4proto 6 th dport { 22, 179, 2379, 2380, 5473, 6443, 6666, 6667 } log[1] <HostNormalIngress: failsafe> accept comment \"Failsafe\"
-meta l4proto 17 th dport 68 log[1] <HostNormalIngress: failsafe> accept comment \"Failsafe\"
+meta l4proto 6 th dport { 22, 179, 2379, 2380, 5473, 6443, 6666, 6667 } log[2] <HostNormalIngress: failsafe> accept comment \"Failsafe\"
+meta l4proto 17 th dport 68 log[2] <HostNormalIngress: failsafe> accept comment \"Failsafe\"
 log[1] <HostNormalIngress: no profile (drop)> drop comment \"Drop if no profiles matched\"")]
 #[case::untracked_policy_chain("cali-upo-gnp.untracked", "\
-meta l4proto 17 th sport 53 meta mark set meta mark | 0x10000 log[1] <HostUntrackedEgress: tier default, gnp:untracked rule 0 (allow)> return")]
+meta l4proto 17 th sport 53 meta mark set meta mark | 0x10000 log[2] <HostUntrackedEgress: tier default, gnp:untracked rule 0 (allow)> return")]
 #[case::prednat_policy_chain(
     "cali-dpi-gnp.pre",
     "\
@@ -431,7 +436,7 @@ fn node_without_host_endpoint_has_no_hep_chains_and_logs_not_policed() {
         "{t}"
     );
     assert!(chain(&c, "node2", "filter-INPUT")
-        .contains("iifname \"eth0\" log[1] <Unpoliced: not policed> accept"));
+        .contains("iifname \"eth0\" log[2] <Unpoliced: not policed> accept"));
 }
 
 #[test]

@@ -11,8 +11,10 @@
 //! 1. The lab is built once ([`policylab::lab::plan_for_states`] over the plan's
 //!    step inventories: every pod of every step, servers, LB routes); dead runs'
 //!    namespaces are swept first ([`crate::netns::Lab::new`]).
-//! 2. In every node namespace an NFLOG listener binds group
-//!    [`compile::NFLOG_GROUP_VERDICT`] (every deciding rule logs there) and one binds
+//! 2. In every node namespace NFLOG listeners bind the compiler's groups:
+//!    [`compile::NFLOG_GROUP_DENY`] (rules that drop: probes watch it to end
+//!    early), [`compile::NFLOG_GROUP_ALLOW`] (allow and pass),
+//!    [`compile::NFLOG_GROUP_REJECT`] (a service without endpoints) and
 //!    [`compile::NFLOG_GROUP_LOG_RULE`] (Log-action rules).
 //! 3. Outside hosts with `files:` get a [`FeedServer`] (HTTP on 80, HTTPS on 443 with
 //!    a certificate from a CA made for the run); feed pulls run from the fabric
@@ -29,7 +31,8 @@
 //!    source address.
 //!
 //! # Attribution
-//! A probe's events are the NFLOG events of its flow in every node namespace: same
+//! A probe's events are the NFLOG events of its flow in every node namespace (the
+//! deny, allow and reject groups): same
 //! protocol and source port, and either the probe's own source address or, after
 //! source NAT, a node address or the client address the echo server reported. After
 //! a probe batch every listener is drained ([`NflogListener::drain`]): the kernel
@@ -39,7 +42,8 @@
 //!
 //! Events are put in path order: a packet visits the source's node first and the
 //! destination's node last, and the events of one node arrive in the order its rules
-//! logged them (one socket per group per namespace). So a node with a source-side
+//! logged them (one socket per group per namespace: the allowing events, whose
+//! order matters, share one). So a node with a source-side
 //! stage (workload or host egress) ranks first, one with a destination-side stage
 //! (workload or host ingress) last, any other node in between. From the ordered
 //! events, as the model defines them (`run::Prediction`): the decider is the first
@@ -55,7 +59,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use policylab::compile::{self, Compiled, LogTag};
@@ -69,7 +73,6 @@ use policylab::run::{
     FeedPull, LogLine, Observation, Outcome, Plan, PlannedProbe, PlannedStep, ProbeFlow, PullResult,
 };
 use policylab::scenario::{Endpoint, ProbeProtocol};
-use tokio::task::JoinHandle;
 
 use crate::feedserver::{FeedServer, FeedServerError, FeedServerOptions, ScenarioCa};
 use crate::loglines::{self, InterfaceNames, LoggedPacket};
@@ -183,7 +186,11 @@ impl std::fmt::Display for KernelEvent {
                 self.node,
                 t.stage.describe(),
                 t.decider,
-                if t.log_rule { " (log rule)" } else { "" }
+                if t.group == compile::NFLOG_GROUP_LOG_RULE {
+                    " (log rule)"
+                } else {
+                    ""
+                }
             ),
             None => write!(
                 f,
@@ -419,15 +426,15 @@ fn perturb(compiled: &mut Compiled) {
 /// differential test applies many worlds to one lab.
 pub struct KernelLab {
     // Field order is drop order: listeners and servers go before the namespaces.
-    forwarder: JoinHandle<()>,
     listeners: Vec<NflogListener>,
     feed_servers: BTreeMap<String, FeedServer>,
     served: BTreeMap<String, BTreeMap<String, String>>,
     puller: Puller,
-    verdicts: NflogSink,
-    logs: NflogSink,
+    /// Deny, allow and reject groups.
     drops: NflogSink,
-    denying: Arc<RwLock<BTreeSet<String>>>,
+    allows: NflogSink,
+    rejects: NflogSink,
+    logs: NflogSink,
     compiled: Arc<Compiled>,
     world: Option<Arc<World>>,
     lb_routes: BTreeMap<IpAddr, String>,
@@ -458,41 +465,21 @@ impl KernelLab {
         opts: &RunnerOptions,
     ) -> Result<KernelLab, RunnerError> {
         let cluster = Cluster::build(plan, &opts.build).await?;
-        let verdicts = NflogSink::new();
-        let logs = NflogSink::new();
         let drops = NflogSink::new();
+        let allows = NflogSink::new();
+        let rejects = NflogSink::new();
+        let logs = NflogSink::new();
         let mut listeners = Vec::new();
         for ns in cluster.nodes().values() {
-            listeners.push(
-                NflogListener::start(ns, compile::NFLOG_GROUP_VERDICT, verdicts.clone()).await?,
-            );
-            listeners
-                .push(NflogListener::start(ns, compile::NFLOG_GROUP_LOG_RULE, logs.clone()).await?);
+            for (group, sink) in [
+                (compile::NFLOG_GROUP_DENY, &drops),
+                (compile::NFLOG_GROUP_ALLOW, &allows),
+                (compile::NFLOG_GROUP_REJECT, &rejects),
+                (compile::NFLOG_GROUP_LOG_RULE, &logs),
+            ] {
+                listeners.push(NflogListener::start(ns, group, sink.clone()).await?);
+            }
         }
-        // Denying events also go to `drops`, which probes watch to end early.
-        let denying: Arc<RwLock<BTreeSet<String>>> = Arc::default();
-        let forwarder = {
-            let mut rx = verdicts.subscribe();
-            let denying = denying.clone();
-            let drops = drops.clone();
-            tokio::spawn(async move {
-                loop {
-                    match rx.recv().await {
-                        Ok(e) => {
-                            let deny = denying
-                                .read()
-                                .map(|d| d.contains(e.prefix.trim_end_matches('\0').trim_end()))
-                                .unwrap_or(false);
-                            if deny {
-                                drops.push(NflogEvent::clone(&e));
-                            }
-                        }
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                    }
-                }
-            })
-        };
         let ca = ScenarioCa::generate(&plan.prefix)?;
         let mut puller = Puller::new(cluster.fabric()).trust(ca.cert_der().clone());
         let mut feed_servers = BTreeMap::new();
@@ -540,15 +527,14 @@ impl KernelLab {
             .map(|l| (l.address, l.node.clone()))
             .collect();
         Ok(KernelLab {
-            forwarder,
             listeners,
             feed_servers,
             served,
             puller,
-            verdicts,
-            logs,
             drops,
-            denying,
+            allows,
+            rejects,
+            logs,
             compiled: Arc::new(Compiled::default()),
             world: None,
             lb_routes,
@@ -580,12 +566,6 @@ impl KernelLab {
         if self.perturb {
             perturb(&mut compiled);
         }
-        let denying: BTreeSet<String> = compiled
-            .legend
-            .iter()
-            .filter(|(_, t)| !t.log_rule && effect(&world, t) == Effect::Deny)
-            .map(|(p, _)| p.clone())
-            .collect();
         let mut loads = Vec::new();
         for (node, table) in &compiled.tables {
             let ns = self
@@ -624,9 +604,6 @@ impl KernelLab {
         let mut done = Vec::new();
         for r in futures::future::join_all(loads).await {
             done.push(r?);
-        }
-        if let Ok(mut d) = self.denying.write() {
-            *d = denying;
         }
         for lb in lab::load_balancer_routes(&world) {
             if self.lb_routes.get(&lb.address) != Some(&lb.node) {
@@ -807,14 +784,16 @@ impl KernelLab {
             for f in batch {
                 specs.push((self.source_ns(&f.from, f.src_ip)?, spec_of(f)));
             }
-            self.verdicts.clear();
-            self.logs.clear();
-            self.drops.clear();
+            for sink in [&self.drops, &self.allows, &self.rejects, &self.logs] {
+                sink.clear();
+            }
             let results = probe::probe_many(&specs, PROBE_CONCURRENCY, Some(&self.drops)).await;
             for l in &self.listeners {
                 l.drain().await?;
             }
-            let verdicts = self.verdicts.events();
+            let mut verdicts = self.drops.events();
+            verdicts.extend(self.rejects.events());
+            verdicts.extend(self.allows.events());
             let logs = self.logs.events();
             for (f, r) in batch.iter().zip(results) {
                 let o = r.map_err(|source| RunnerError::Probe {
@@ -954,13 +933,11 @@ impl KernelLab {
     /// Stops everything and removes the lab's namespaces.
     pub fn teardown(self) -> Result<(), NetnsError> {
         let KernelLab {
-            forwarder,
             listeners,
             feed_servers,
             cluster,
             ..
         } = self;
-        forwarder.abort();
         drop(listeners);
         drop(feed_servers);
         cluster.teardown()

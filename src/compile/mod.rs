@@ -67,10 +67,16 @@
 //! [`MARK_MASQ`] 0x4000 (kube-proxy's masquerade bit).
 //!
 //! # Attribution
-//! Every rule that decides carries `log prefix "<p>" group 1` ([`NFLOG_GROUP_VERDICT`]):
-//! allow, deny, pass, end of tier, profile rules, no profile, failsafe (filter),
-//! default forward allow, endpoint to host, not policed, no service endpoint,
-//! untracked reply. Log-action rules use group 2 ([`NFLOG_GROUP_LOG_RULE`]). The
+//! Every rule that decides carries `log prefix "<p>" group <g>`: group 1
+//! ([`NFLOG_GROUP_DENY`]) for drops (deny rules, end of tier, no profile, no local
+//! service endpoint, untracked reply), group 2 ([`NFLOG_GROUP_ALLOW`])
+//! for allows and passes (allow and pass rules, profile allows, failsafe in filter,
+//! default forward allow, endpoint to host, not policed). Log-action rules use
+//! group 3 ([`NFLOG_GROUP_LOG_RULE`]); rejects (a service without any endpoint) use
+//! group 4 ([`NFLOG_GROUP_REJECT`]). The probe's "dropped by" listens to group 1
+//! only. `ct state invalid` drops are tagged `UntrackedReply` at stage
+//! `HostUntrackedIngress` (INPUT, FORWARD) or `HostUntrackedEgress` (OUTPUT); the
+//! drop of an untracked request reaching a pod at `WorkloadIngress`. The
 //! prefix is `pl` + 14 characters of a hash of the tag; [`Compiled::decode`]
 //! turns it back into a [`LogTag`]. Tracked chains only see the first packet of a
 //! connection (conntrack fast path), so a probe yields one log per deciding stage;
@@ -98,10 +104,26 @@ use crate::resolve::{Action, Direction, EndpointKind, StageClass, World};
 
 /// The table every node gets (family `inet`).
 pub const TABLE: &str = "policylab";
-/// NFLOG group of every deciding rule.
-pub const NFLOG_GROUP_VERDICT: u16 = 1;
+/// NFLOG group of every rule that drops or rejects (deny, end of tier, no
+/// profile, no service endpoint, untracked reply): a probe's "dropped by".
+pub const NFLOG_GROUP_DENY: u16 = 1;
+/// NFLOG group of every rule that allows or passes (allow, pass, profile allow,
+/// failsafe, default forward allow, endpoint to host, not policed).
+pub const NFLOG_GROUP_ALLOW: u16 = 2;
 /// NFLOG group of Log-action rules (they become `calico-packet:` lines).
-pub const NFLOG_GROUP_LOG_RULE: u16 = 2;
+pub const NFLOG_GROUP_LOG_RULE: u16 = 3;
+/// NFLOG group of rules that reject (a service without endpoints: the client sees
+/// a refusal, not a timeout, so a drop listener must not claim it).
+pub const NFLOG_GROUP_REJECT: u16 = 4;
+
+/// The NFLOG group of a rule with this action.
+pub fn action_group(action: Action) -> u16 {
+    match action {
+        Action::Deny => NFLOG_GROUP_DENY,
+        Action::Allow | Action::Pass => NFLOG_GROUP_ALLOW,
+        Action::Log => NFLOG_GROUP_LOG_RULE,
+    }
+}
 /// Calico's accept mark (§6.2).
 pub const MARK_ACCEPT: u32 = 0x10000;
 /// Calico's pass mark (§6.2).
@@ -122,8 +144,9 @@ pub struct LogTag {
     pub node: String,
     pub stage: StageKind,
     pub decider: Decider,
-    /// A Log-action rule (group [`NFLOG_GROUP_LOG_RULE`]), not a verdict.
-    pub log_rule: bool,
+    /// [`NFLOG_GROUP_DENY`], [`NFLOG_GROUP_ALLOW`] or [`NFLOG_GROUP_LOG_RULE`] (a
+    /// Log-action rule, not a verdict).
+    pub group: u16,
 }
 
 /// The compiler's output.
@@ -228,16 +251,16 @@ impl<'w, 'l> NodeCx<'w, 'l> {
     }
 
     /// The NFLOG statement of one tag (registered in the legend).
-    fn log(&mut self, stage: StageKind, decider: Decider, log_rule: bool) -> Statement {
+    fn log(&mut self, stage: StageKind, decider: Decider, group: u16) -> Statement {
         let tag = LogTag {
             node: self.node_name().to_string(),
             stage,
             decider,
-            log_rule,
+            group,
         };
         let key = format!(
             "{}\u{0}{:?}\u{0}{:?}\u{0}{}",
-            tag.node, tag.stage, tag.decider, tag.log_rule
+            tag.node, tag.stage, tag.decider, tag.group
         );
         let mut salt = 0;
         let prefix = loop {
@@ -251,14 +274,7 @@ impl<'w, 'l> NodeCx<'w, 'l> {
                 Some(_) => salt += 1,
             }
         };
-        Statement::Nflog {
-            group: if log_rule {
-                NFLOG_GROUP_LOG_RULE
-            } else {
-                NFLOG_GROUP_VERDICT
-            },
-            prefix,
-        }
+        Statement::Nflog { group, prefix }
     }
 
     fn add_chain(&mut self, name: Name, comment: String, rules: Vec<Rule>) {
@@ -291,7 +307,7 @@ impl<'w, 'l> NodeCx<'w, 'l> {
                 rule_index: ri,
                 action,
             };
-            let log = self.log(stage, decider, action == Action::Log);
+            let log = self.log(stage, decider, action_group(action));
             for alt in rule_alternatives(&mut self.sets, r) {
                 out.push(match action {
                     Action::Allow => rule(
@@ -346,7 +362,7 @@ impl<'w, 'l> NodeCx<'w, 'l> {
             };
             let log = match action {
                 Action::Pass => None,
-                a => Some(self.log(stage, decider, a == Action::Log)),
+                a => Some(self.log(stage, decider, action_group(a))),
             };
             for alt in rule_alternatives(&mut self.sets, r) {
                 out.push(match (action, &log) {
@@ -407,7 +423,7 @@ impl<'w, 'l> NodeCx<'w, 'l> {
         };
         for m in failsafe {
             let statements = if logged {
-                vec![self.log(stage, Decider::Failsafe, false)]
+                vec![self.log(stage, Decider::Failsafe, NFLOG_GROUP_ALLOW)]
             } else {
                 vec![]
             };
@@ -443,8 +459,7 @@ impl<'w, 'l> NodeCx<'w, 'l> {
                     "Return if policy accepted",
                 ));
             }
-            if tp.end_drop {
-                let last = tp.policies.last().copied().unwrap_or(0);
+            if let (true, Some(&last)) = (tp.end_drop, tp.policies.last()) {
                 let log = self.log(
                     stage,
                     Decider::EndOfTier {
@@ -452,7 +467,7 @@ impl<'w, 'l> NodeCx<'w, 'l> {
                         policy: t.policies[last].id.clone(),
                         action: Action::Deny,
                     },
-                    false,
+                    NFLOG_GROUP_DENY,
                 );
                 out.push(commented(
                     rule(vec![mark(MARK_PASS, false)], vec![log], Some(Verdict::Drop)),
@@ -470,14 +485,14 @@ impl<'w, 'l> NodeCx<'w, 'l> {
                         "Return if profile accepted",
                     ));
                 }
-                let log = self.log(stage, Decider::NoProfile, false);
+                let log = self.log(stage, Decider::NoProfile, NFLOG_GROUP_DENY);
                 out.push(commented(
                     rule(vec![], vec![log], Some(Verdict::Drop)),
                     "Drop if no profiles matched",
                 ));
             }
             StageClass::Forward => {
-                let log = self.log(stage, Decider::DefaultForwardAllow, false);
+                let log = self.log(stage, Decider::DefaultForwardAllow, NFLOG_GROUP_ALLOW);
                 out.push(commented(
                     rule(
                         vec![],
@@ -591,10 +606,10 @@ impl<'w, 'l> NodeCx<'w, 'l> {
                             // No endpoint: no DNAT; kube-noep refuses or drops it.
                             None => (vec![], Some(Verdict::Accept)),
                         };
-                        let no_ep_verdict = if refused {
-                            Verdict::Reject
+                        let (no_ep_verdict, no_ep_group) = if refused {
+                            (Verdict::Reject, NFLOG_GROUP_REJECT)
                         } else {
-                            Verdict::Drop
+                            (Verdict::Drop, NFLOG_GROUP_DENY)
                         };
                         if external && svc.local {
                             let pods = self.sets.all_pods(v6);
@@ -621,7 +636,7 @@ impl<'w, 'l> NodeCx<'w, 'l> {
                                         vec![self.log(
                                             StageKind::ServiceDnat,
                                             Decider::NoServiceEndpoint,
-                                            false,
+                                            no_ep_group,
                                         )],
                                         Some(no_ep_verdict),
                                     ),
@@ -636,7 +651,7 @@ impl<'w, 'l> NodeCx<'w, 'l> {
                                         vec![self.log(
                                             StageKind::ServiceDnat,
                                             Decider::NoServiceEndpoint,
-                                            false,
+                                            NFLOG_GROUP_DENY,
                                         )],
                                         Some(Verdict::Drop),
                                     ),
@@ -653,7 +668,7 @@ impl<'w, 'l> NodeCx<'w, 'l> {
                                         vec![self.log(
                                             StageKind::ServiceDnat,
                                             Decider::NoServiceEndpoint,
-                                            false,
+                                            no_ep_group,
                                         )],
                                         Some(no_ep_verdict),
                                     ),
@@ -748,7 +763,7 @@ impl<'w, 'l> NodeCx<'w, 'l> {
         let noep = || rule(vec![], vec![], Some(Verdict::Jump(n("kube-noep"))));
 
         let fast_path = |cx: &mut Self, stage: StageKind| {
-            let log = cx.log(stage, Decider::UntrackedReply, false);
+            let log = cx.log(stage, Decider::UntrackedReply, NFLOG_GROUP_DENY);
             vec![
                 rule(
                     vec![ct(&["established", "related"])],
@@ -761,7 +776,8 @@ impl<'w, 'l> NodeCx<'w, 'l> {
                 ),
             ]
         };
-        let not_policed = |cx: &mut Self| cx.log(StageKind::Unpoliced, Decider::NotPoliced, false);
+        let not_policed =
+            |cx: &mut Self| cx.log(StageKind::Unpoliced, Decider::NotPoliced, NFLOG_GROUP_ALLOW);
 
         // raw PREROUTING
         let mut raw_pre = vec![rule(vec![nd()], vec![], Some(Verdict::Accept))];
@@ -817,7 +833,11 @@ impl<'w, 'l> NodeCx<'w, 'l> {
             vec![],
             Some(Verdict::Jump(n("cali-from-wl-dispatch"))),
         ));
-        let e2h = self.log(StageKind::EndpointToHost, Decider::EndpointToHost, false);
+        let e2h = self.log(
+            StageKind::EndpointToHost,
+            Decider::EndpointToHost,
+            NFLOG_GROUP_ALLOW,
+        );
         input.push(commented(
             rule(vec![iif("cali*")], vec![e2h], Some(Verdict::Accept)),
             "DefaultEndpointToHostAction ACCEPT",
@@ -891,7 +911,11 @@ impl<'w, 'l> NodeCx<'w, 'l> {
             output.push(rule(vec![oif(UPLINK)], vec![], Some(Verdict::Accept)));
         }
         // filter POSTROUTING (after source NAT)
-        let untracked = self.log(StageKind::WorkloadIngress, Decider::UntrackedReply, false);
+        let untracked = self.log(
+            StageKind::WorkloadIngress,
+            Decider::UntrackedReply,
+            NFLOG_GROUP_DENY,
+        );
         let post = vec![
             rule(
                 vec![ct(&["established", "related"])],

@@ -174,7 +174,7 @@ mod tests {
     #[case(
         "cali-pi-",
         "np.default.a-very-long-policy-name-that-goes-on-and-on-and-on-forever",
-        "cali-pi-np.default.a-very-long-policy-name-that-go_"
+        "cali-pi-np.default.a-very-long-policy-name-that_"
     )]
     #[case("cali-pri-", "we ird", "cali-pri-we_ird_")]
     fn chain_names(#[case] prefix: &str, #[case] id: &str, #[case] starts: &str) {

@@ -469,3 +469,50 @@ fn patch(v: &mut Value) {
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Chain, Name};
+    use super::*;
+
+    #[test]
+    fn notrack_is_patched_and_vmaps_goto_objects() {
+        let n = |s: &str| Name::new(s).expect("name");
+        let t = Table {
+            name: n("policylab"),
+            sets: vec![],
+            chains: vec![Chain {
+                name: n("c"),
+                base: None,
+                comment: None,
+                rules: vec![
+                    Rule {
+                        matches: vec![Match::MarkBit {
+                            mask: 0x10000,
+                            set: true,
+                        }],
+                        statements: vec![Statement::Notrack],
+                        verdict: Some(Verdict::Accept),
+                        comment: None,
+                    },
+                    Rule {
+                        verdict: Some(Verdict::IfaceVmap {
+                            output: false,
+                            entries: vec![("cali1".into(), n("x"))],
+                        }),
+                        ..Rule::default()
+                    },
+                ],
+            }],
+        };
+        let json = t.to_nftables_json().to_string();
+        assert!(json.contains(r#"{"notrack":null}"#), "{json}");
+        // No bare string statement left (nft rejects it).
+        assert!(!json.contains(r#""notrack","#) && !json.contains(r#""notrack"]"#));
+        assert!(json.contains(r#"{"goto":{"target":"x"}}"#), "{json}");
+        assert!(
+            json.contains(r#"{"delete":{"table""#),
+            "replaces the table: {json}"
+        );
+    }
+}
