@@ -1150,6 +1150,119 @@ mod tests {
         assert_eq!(missing_capabilities("garbage").len(), 2);
     }
 
+    fn world() -> World {
+        policylab::resolve::resolve(&Inventory {
+            cluster: Default::default(),
+            nodes: vec![],
+            outside: vec![],
+            resources: Default::default(),
+        })
+    }
+
+    fn rule(name: &str, action: Action) -> Decider {
+        Decider::Rule {
+            tier: "default".into(),
+            policy: policylab::resolve::PolicyId {
+                kind: policylab::resolve::PolicyKind::GlobalNetworkPolicy,
+                namespace: None,
+                name: name.into(),
+            },
+            rule_index: 0,
+            action,
+        }
+    }
+
+    fn event(node: &str, stage: StageKind, decider: Decider) -> KernelEvent {
+        KernelEvent {
+            node: node.into(),
+            tag: Some(LogTag {
+                node: node.into(),
+                stage,
+                decider,
+                group: compile::NFLOG_GROUP_ALLOW,
+            }),
+            prefix: String::new(),
+            packet: None,
+            log_rule: false,
+        }
+    }
+
+    #[test]
+    fn events_are_put_in_path_order_and_attributed() {
+        let w = world();
+        // Arrival order: the destination node's ingress came in first.
+        let mut events = vec![
+            event(
+                "node-2",
+                StageKind::WorkloadIngress,
+                rule("in", Action::Allow),
+            ),
+            event(
+                "node-1",
+                StageKind::WorkloadEgress,
+                rule("pass", Action::Pass),
+            ),
+            event(
+                "node-1",
+                StageKind::WorkloadEgress,
+                rule("out", Action::Allow),
+            ),
+        ];
+        path_order(&mut events);
+        let order: Vec<&str> = events.iter().map(|e| e.node.as_str()).collect();
+        assert_eq!(order, ["node-1", "node-1", "node-2"]);
+        let (decider, allowing) = attribute(&w, &events);
+        // The last allowing stage decides; a pass only traces.
+        assert_eq!(decider, Some(rule("in", Action::Allow)));
+        assert_eq!(
+            allowing,
+            vec![rule("out", Action::Allow), rule("in", Action::Allow)]
+        );
+        // A deny anywhere decides, and nothing allowed the flow.
+        events.push(event(
+            "node-2",
+            StageKind::WorkloadIngress,
+            rule("no", Action::Deny),
+        ));
+        assert_eq!(
+            attribute(&w, &events),
+            (Some(rule("no", Action::Deny)), vec![])
+        );
+        // A forwarding node without source or destination stages sits between.
+        let mut fwd = vec![
+            event(
+                "node-2",
+                StageKind::WorkloadIngress,
+                rule("in", Action::Allow),
+            ),
+            event("node-1", StageKind::HostPreDnat, rule("pre", Action::Allow)),
+        ];
+        path_order(&mut fwd);
+        assert_eq!(fwd[0].node, "node-1");
+    }
+
+    #[test]
+    fn log_lines_keep_ports_of_port_protocols_only() {
+        let t = |protocol| FiveTuple {
+            protocol,
+            src: "10.0.0.1".parse().expect("ip"),
+            src_port: 1000,
+            dst: "10.0.0.2".parse().expect("ip"),
+            dst_port: 80,
+        };
+        assert_eq!(log_line(&t(proto::TCP)).dst_port, Some(80));
+        assert_eq!(log_line(&t(proto::ICMP)).dst_port, None);
+    }
+
+    #[test]
+    fn probe_ports_rotate_below_the_ephemeral_range() {
+        let a = next_probe_port();
+        let b = next_probe_port();
+        assert_ne!(a, b);
+        assert!(PROBE_PORTS.contains(&a) && PROBE_PORTS.contains(&b));
+        assert!(PROBE_PORTS.end <= 32_768);
+    }
+
     #[test]
     fn labels_are_namespace_safe() {
         assert_eq!(label_for("threat-feed-red-pod"), "threat-feed-red-pod");
