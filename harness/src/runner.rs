@@ -1184,6 +1184,7 @@ mod tests {
             prefix: String::new(),
             packet: None,
             log_rule: false,
+            line: None,
         }
     }
 
@@ -1260,7 +1261,7 @@ mod tests {
         let b = next_probe_port();
         assert_ne!(a, b);
         assert!(PROBE_PORTS.contains(&a) && PROBE_PORTS.contains(&b));
-        assert!(PROBE_PORTS.end <= 32_768);
+        const { assert!(PROBE_PORTS.end <= 32_768) };
     }
 
     #[test]
