@@ -25,10 +25,18 @@
 //!    server's file), the step's feed pulls (real HTTP(S), parsed with
 //!    [`policylab::feed::parse`] and checked against the model's list), then, when
 //!    the world changed, [`compile::compile`] and one atomic `nft -f` per node (a
-//!    probe right after sees the new policy), LB routes moved when
+//!    probe right after sees the new policy; a node whose table changed only in set
+//!    elements, as after a feed pull, gets those elements changed in place, see
+//!    [`policylab::nft::Table::set_update_script`]), LB routes moved when
 //!    [`policylab::lab::load_balancer_routes`] changes, then the step's probes (all
-//!    of a matrix concurrently) from the source's namespace, bound to the planned
-//!    source address.
+//!    of a matrix concurrently; one at a time, each captured into its own pcap file,
+//!    with [`RunnerOptions::pcap_dir`]) from the source's namespace, bound to the
+//!    planned source address.
+//!
+//! The feed sets loaded are compiled from the plan's world, that is the model's
+//! list; the real pull of the same step must give exactly that list, or the run
+//! reports a [`FeedDisagreement`] (exit 4), so what the kernel enforces is what the
+//! lab's feed server served.
 //!
 //! # Attribution
 //! A probe's events are the NFLOG events of its flow in every node namespace (the
