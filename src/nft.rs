@@ -14,6 +14,10 @@
 //!   one atomic transaction and touches nothing else.
 //! - Names are checked on construction: only `[A-Za-z0-9_.-]`, at most 255 bytes,
 //!   never an nft keyword, so that `nft list chain` works on every chain we make.
+//! - [`Table::set_update_script`] gives, when two tables differ only in their sets'
+//!   elements, the script that changes those elements in place (`delete element` +
+//!   `add element`, one transaction): a large threat feed's update then costs its
+//!   difference, not a reload of the whole table.
 
 mod json;
 
@@ -565,6 +569,78 @@ impl fmt::Display for Table {
     }
 }
 
+impl Table {
+    /// The `nft -f` script that turns the loaded table `old` into `self` by changing
+    /// set elements only (`delete element` for the elements `old` has and `self` has
+    /// not, then `add element` for the new ones; one transaction, so a probe sees the
+    /// old set or the new one), or `None` when
+    /// anything else differs (name, chains, a set's name, type, flags or comment):
+    /// then the whole table must be reloaded. An empty script means no change. An
+    /// interval set losing any element is flushed and refilled instead (nft deletes
+    /// interval elements in time proportional to the set's size each).
+    pub fn set_update_script(&self, old: &Table) -> Option<String> {
+        if self.name != old.name || self.chains != old.chains || self.sets.len() != old.sets.len() {
+            return None;
+        }
+        let mut out = String::new();
+        for (new, was) in self.sets.iter().zip(&old.sets) {
+            if new.name != was.name
+                || new.set_type != was.set_type
+                || new.interval != was.interval
+                || new.comment != was.comment
+            {
+                return None;
+            }
+            // Both element lists are sorted and de-duplicated: one merge walk.
+            let (mut gone, mut added) = (Vec::new(), Vec::new());
+            let (mut i, mut j) = (0, 0);
+            while i < was.elements.len() || j < new.elements.len() {
+                match (was.elements.get(i), new.elements.get(j)) {
+                    (Some(a), Some(b)) if a == b => {
+                        i += 1;
+                        j += 1;
+                    }
+                    (Some(a), Some(b)) if a < b => {
+                        gone.push(a);
+                        i += 1;
+                    }
+                    (Some(a), None) => {
+                        gone.push(a);
+                        i += 1;
+                    }
+                    (_, Some(b)) => {
+                        added.push(b);
+                        j += 1;
+                    }
+                    (None, None) => break,
+                }
+            }
+            // nft 1.0.6 deletes an interval set's elements in time proportional to
+            // deletions x set size (measured: 500 from 100,000 take 65 s, 10,000 from
+            // 10,000 take 30 s); a flush and a full add is linear (100,000 in ~1 s).
+            if new.interval && !gone.is_empty() {
+                let _ = writeln!(out, "flush set inet {} {}", self.name, new.name);
+                gone = Vec::new();
+                added = new.elements.iter().collect();
+            }
+            for (verb, elements) in [("delete", gone), ("add", added)] {
+                if elements.is_empty() {
+                    continue;
+                }
+                let items: Vec<String> = elements.iter().map(ToString::to_string).collect();
+                let _ = writeln!(
+                    out,
+                    "{verb} element inet {} {} {{ {} }}",
+                    self.name,
+                    new.name,
+                    items.join(", ")
+                );
+            }
+        }
+        Some(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -653,5 +729,67 @@ mod tests {
             text,
             "add table inet policylab\ndelete table inet policylab\ntable inet policylab {\n\tset s1 {\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\telements = { 192.0.2.55/32, 203.0.113.0/24 }\n\t}\n\tchain forward-hook {\n\t\ttype filter hook forward priority 0; policy accept;\n\t\tct state established,related accept\n\t}\n}\n"
         );
+    }
+
+    #[test]
+    fn set_update_script_changes_elements_only() {
+        let net = |s: &str| Element::Net(s.parse().unwrap());
+        let table = |elements: Vec<Element>| Table {
+            name: n("policylab"),
+            sets: vec![
+                Set::new(n("feed"), SetType::Ipv4, true, elements),
+                Set::new(n("other"), SetType::Ipv4, true, vec![net("10.0.0.0/8")]),
+            ],
+            chains: vec![],
+        };
+        let old = table(vec![net("192.0.2.1/32"), net("198.51.100.0/24")]);
+        let grown = table(vec![
+            net("192.0.2.1/32"),
+            net("198.51.100.0/24"),
+            net("203.0.113.7/32"),
+        ]);
+        assert_eq!(
+            grown.set_update_script(&old).unwrap(),
+            "add element inet policylab feed { 203.0.113.7/32 }\n"
+        );
+        assert_eq!(old.set_update_script(&old).unwrap(), "");
+        // An interval set losing an element is flushed and refilled.
+        let new = table(vec![net("198.51.100.0/24"), net("203.0.113.7/32")]);
+        assert_eq!(
+            new.set_update_script(&old).unwrap(),
+            "flush set inet policylab feed\nadd element inet policylab feed { 198.51.100.0/24, 203.0.113.7/32 }\n"
+        );
+        assert_eq!(
+            table(vec![]).set_update_script(&old).unwrap(),
+            "flush set inet policylab feed\n"
+        );
+        // A hash set gets the difference.
+        let addr = |s: &str| Element::Addr(s.parse().unwrap());
+        let hash = |elements: Vec<Element>| Table {
+            name: n("policylab"),
+            sets: vec![Set::new(n("h"), SetType::Ipv4, false, elements)],
+            chains: vec![],
+        };
+        assert_eq!(
+            hash(vec![addr("192.0.2.2"), addr("192.0.2.3")])
+                .set_update_script(&hash(vec![addr("192.0.2.1"), addr("192.0.2.2")]))
+                .unwrap(),
+            "delete element inet policylab h { 192.0.2.1 }\nadd element inet policylab h { 192.0.2.3 }\n"
+        );
+        // Anything beyond elements needs a reload.
+        let mut flags = new.clone();
+        flags.sets[0].interval = false;
+        assert!(flags.set_update_script(&old).is_none());
+        let mut chains = new.clone();
+        chains.chains.push(Chain {
+            name: n("c"),
+            base: None,
+            comment: None,
+            rules: vec![],
+        });
+        assert!(chains.set_update_script(&old).is_none());
+        let mut fewer = new;
+        fewer.sets.pop();
+        assert!(fewer.set_update_script(&old).is_none());
     }
 }

@@ -37,12 +37,20 @@ pub enum Command {
     ///
     /// A PATH may be a scenario file or a directory (every `*.yaml` / `*.yml` file
     /// with a top-level `steps:` key under it, recursively). The report goes to
-    /// stdout. Exit codes: 0 every expectation held; 1 at least one did not (the
-    /// report marks it); 2 invalid input (every problem listed, nothing run);
-    /// 70 an internal error (a bug in policylab).
+    /// stdout. The kernel dataplane (the default) builds each scenario in network
+    /// namespaces, loads the compiled nftables policy and sends real traffic; it
+    /// needs root and the `nft` binary. Every kernel verdict is compared with the
+    /// reference model's.
+    ///
+    /// Exit codes: 0 every expectation held; 1 at least one did not (the report
+    /// marks it); 2 invalid input (every problem listed, nothing built); 3 this
+    /// machine cannot run the kernel dataplane (not root, no nft, no network
+    /// namespaces or veth; the message says what to do); 4 the kernel and the
+    /// reference model disagreed (a bug in policylab: both traces are printed on
+    /// stderr); 70 an internal error (a bug in policylab).
     Run {
         /// Which dataplane runs the probes.
-        #[arg(long, value_enum, default_value_t = Dataplane::Model)]
+        #[arg(long, value_enum, default_value_t = Dataplane::Kernel)]
         dataplane: Dataplane,
         /// Report format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -50,6 +58,19 @@ pub enum Command {
         /// Also write every flow-log record (one JSON object a line) to FILE.
         #[arg(long, value_name = "FILE")]
         flow_logs: Option<PathBuf>,
+        /// Also write every Log-rule line to FILE, one a line after its scenario,
+        /// step, probe and node: on the kernel the full line the kernel's LOG target
+        /// writes (`calico-packet: IN=... OUT=... MAC=... SRC=...`), on the model its
+        /// dataplane-neutral form.
+        #[arg(long, value_name = "FILE")]
+        log_lines: Option<PathBuf>,
+        /// Capture each probe's packets (kernel dataplane): one pcap file per probe in
+        /// DIR (created if missing), named
+        /// `<scenario>-step<NN>-probe<NN>-<source>-to-<target>.pcap`, captured on every
+        /// interface of the source's namespace (LINUX_SLL2). Probes then run one at a
+        /// time.
+        #[arg(long, value_name = "DIR")]
+        pcap: Option<PathBuf>,
         /// Scenario files or directories.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
@@ -70,11 +91,34 @@ pub enum Command {
         /// The probe, `FROM -> TO[:PORT][/PROTO]`.
         probe: String,
     },
+    /// Print the nftables policy the kernel dataplane loads: one table per node,
+    /// each headed by `# node <name>`, as an `nft -f` script that atomically replaces
+    /// that node's table. No root needed. Exit code 0, or 2 when the scenario is
+    /// invalid or has no such step.
+    Compile {
+        /// The scenario file.
+        scenario: PathBuf,
+        /// The state after this step (1-based; 0: before the first step). Default:
+        /// the last step.
+        #[arg(long)]
+        step: Option<usize>,
+    },
+    /// Remove the network namespaces of policylab runs that died (killed, crashed)
+    /// and print their names; with `--all`, also those of runs still going. Nothing
+    /// else is touched. Exit code 0, or 3 without the privileges to remove them.
+    Clean {
+        /// Also remove the namespaces of live runs (stops them).
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 /// The dataplane that runs a scenario's probes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Dataplane {
+    /// Linux network namespaces, nftables and real traffic, checked against the
+    /// model (needs root and nft).
+    Kernel,
     /// The pure-Rust reference model (no root needed).
     Model,
 }
@@ -82,6 +126,7 @@ pub enum Dataplane {
 impl Dataplane {
     pub fn name(self) -> &'static str {
         match self {
+            Dataplane::Kernel => "kernel",
             Dataplane::Model => "model",
         }
     }

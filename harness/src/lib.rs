@@ -16,6 +16,8 @@
 //! - [`pcap`]: packet capture inside a namespace (one interface or all) to pcap files.
 //! - [`feedserver`]: threat-feed files over HTTP(S) from an outside host, with a
 //!   scenario CA, run-time file replacement and host failure.
+//! - [`runner`]: the kernel dataplane: runs a scenario's plan in a lab and attributes
+//!   every probe from NFLOG, for comparison with the reference model.
 //! - [`puller`]: pulling a GlobalThreatFeed's URL over real HTTP(S) from inside a
 //!   namespace, with distinct errors for a feed's status.
 //!
@@ -30,6 +32,7 @@ pub mod nft;
 pub mod pcap;
 pub mod probe;
 pub mod puller;
+pub mod runner;
 pub mod server;
 pub mod topology;
 

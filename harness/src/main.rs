@@ -1,6 +1,7 @@
 //! `policylab`: the command-line entry point. See [`cli`] for the subcommands.
 
 mod cli;
+mod kernel;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -30,26 +31,62 @@ fn run(cli: Cli) -> ExitCode {
             dataplane,
             format,
             flow_logs,
+            log_lines,
+            pcap,
             paths,
         } => ExitCode::from(run_scenarios(
             &paths,
             dataplane,
             format,
-            flow_logs.as_deref(),
+            Outputs {
+                flow_logs: flow_logs.as_deref(),
+                log_lines: log_lines.as_deref(),
+                pcap: pcap.as_deref(),
+            },
         )),
         Command::Explain {
             scenario,
             step,
             probe,
         } => ExitCode::from(explain(&scenario, step, &probe)),
+        Command::Compile { scenario, step } => ExitCode::from(kernel::compile(&scenario, step)),
+        Command::Clean { all } => ExitCode::from(kernel::clean(all)),
     }
 }
 
+/// Files `run` writes besides the report.
+struct Outputs<'a> {
+    flow_logs: Option<&'a Path>,
+    log_lines: Option<&'a Path>,
+    pcap: Option<&'a Path>,
+}
+
 /// Runs a plan's probes on a dataplane: one observation per probe, in
-/// [`Plan::probes`] order.
-fn observe(dataplane: Dataplane, plan: &Plan) -> Vec<Observation> {
-    match dataplane {
-        Dataplane::Model => plan.model_observations(),
+/// [`Plan::probes`] order. The kernel prints every disagreement with the model on
+/// stderr (`disagreed` is then set); an `Err` is the exit code (3) after its
+/// message.
+fn observe(
+    dataplane: Dataplane,
+    plan: &Plan,
+    kernel: Option<&kernel::Kernel>,
+    disagreed: &mut bool,
+    log_lines: &mut String,
+) -> Result<Vec<Observation>, u8> {
+    match (dataplane, kernel) {
+        (Dataplane::Model, _) => {
+            let obs = plan.model_observations();
+            for ((s, _, pp), o) in plan.probes().zip(&obs) {
+                for l in &o.log_lines {
+                    log_lines.push_str(&format!(
+                        "{} step {} {} -> {}: {l}\n",
+                        plan.name, plan.steps[s].number, pp.source, pp.target
+                    ));
+                }
+            }
+            Ok(obs)
+        }
+        (Dataplane::Kernel, Some(k)) => k.observe(plan, disagreed, log_lines),
+        (Dataplane::Kernel, None) => Err(3),
     }
 }
 
@@ -76,13 +113,14 @@ fn scenario_files(paths: &[PathBuf], diags: &mut Diagnostics) -> Vec<PathBuf> {
     out
 }
 
-/// Runs `run`; returns the exit code (0, 1 or 2).
+/// Runs `run`; returns the exit code (0, 1, 2, 3 or 4).
 fn run_scenarios(
     paths: &[PathBuf],
     dataplane: Dataplane,
     format: Format,
-    flow_logs: Option<&Path>,
+    outputs: Outputs<'_>,
 ) -> u8 {
+    let flow_logs = outputs.flow_logs;
     let mut sources = Sources::new();
     let mut diags = Diagnostics::new();
     let files = scenario_files(paths, &mut diags);
@@ -102,6 +140,25 @@ fn run_scenarios(
         eprintln!("{} problems: nothing was run", diags.error_count());
         return 2;
     }
+    if let Some(dir) = outputs.pcap {
+        if dataplane == Dataplane::Model {
+            eprintln!("--pcap captures the kernel's packets: it needs `--dataplane kernel`");
+            return 2;
+        }
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            eprintln!("{}: cannot create the pcap directory: {e}", dir.display());
+            return 2;
+        }
+    }
+    let kernel = match dataplane {
+        Dataplane::Kernel => match kernel::Kernel::start(outputs.pcap) {
+            Ok(k) => Some(k),
+            Err(code) => return code,
+        },
+        Dataplane::Model => None,
+    };
+    let mut log_text = String::new();
+    let mut disagreed = false;
     let mut reports = Vec::new();
     for sc in &scenarios {
         let plan = policylab::run::plan(sc, &sources);
@@ -113,7 +170,16 @@ fn run_scenarios(
         if !warnings.is_empty() {
             eprint!("{}", warnings.render(&sources));
         }
-        let obs = observe(dataplane, &plan);
+        let obs = match observe(
+            dataplane,
+            &plan,
+            kernel.as_ref(),
+            &mut disagreed,
+            &mut log_text,
+        ) {
+            Ok(o) => o,
+            Err(code) => return code,
+        };
         reports.push(Report::new(&plan, &obs, dataplane.name()));
     }
     match format {
@@ -144,6 +210,15 @@ fn run_scenarios(
             eprintln!("{}: cannot write flow logs: {e}", file.display());
             return 2;
         }
+    }
+    if let Some(file) = outputs.log_lines {
+        if let Err(e) = std::fs::write(file, &log_text) {
+            eprintln!("{}: cannot write Log lines: {e}", file.display());
+            return 2;
+        }
+    }
+    if disagreed {
+        return 4;
     }
     reports.iter().map(Report::exit_code).max().unwrap_or(0)
 }

@@ -143,7 +143,9 @@ impl NflogSink {
         self.inner.history.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn push(&self, event: NflogEvent) {
+    /// Adds an event (listeners do; a runner may also forward selected events from
+    /// one sink into another).
+    pub fn push(&self, event: NflogEvent) {
         let event = Arc::new(event);
         {
             let mut h = self.history();
@@ -228,6 +230,7 @@ pub struct NflogListener {
     namespace: String,
     group: u16,
     task: JoinHandle<()>,
+    drains: tokio::sync::mpsc::UnboundedSender<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl NflogListener {
@@ -261,12 +264,30 @@ impl NflogListener {
             .await?
             .map_err(|(c, e)| io_err(c, e))?;
         let fd = crate::util::async_fd(socket).map_err(|e| io_err("registering with tokio", e))?;
-        let task = tokio::spawn(read_loop(fd, name.clone(), group, sink));
+        let (drains, drain_rx) = tokio::sync::mpsc::unbounded_channel();
+        let task = tokio::spawn(read_loop(fd, name.clone(), group, sink, drain_rx));
         Ok(NflogListener {
             namespace: name,
             group,
             task,
+            drains,
         })
+    }
+
+    /// Returns once every event the kernel had queued on the socket when it was called
+    /// is in the sink. The kernel queues an NFLOG message while the logged packet is
+    /// still being processed, so after a probe has its answer, a drain of every
+    /// namespace's listeners makes the probe's events complete: no settle time.
+    pub async fn drain(&self) -> Result<(), NflogError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let gone = || NflogError::Io {
+            namespace: self.namespace.clone(),
+            group: self.group,
+            context: "draining the socket",
+            source: io::Error::other("the listener has stopped"),
+        };
+        self.drains.send(tx).map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())
     }
 
     pub fn namespace(&self) -> &str {
@@ -320,10 +341,41 @@ fn configure(s: &mut Socket, group: u16) -> Result<(), (&'static str, io::Error)
     }
 }
 
-async fn read_loop(fd: AsyncFd<Socket>, namespace: String, group: u16, sink: NflogSink) {
+async fn read_loop(
+    fd: AsyncFd<Socket>,
+    namespace: String,
+    group: u16,
+    sink: NflogSink,
+    mut drains: tokio::sync::mpsc::UnboundedReceiver<tokio::sync::oneshot::Sender<()>>,
+) {
     let mut buf: Vec<u8> = Vec::with_capacity(65536);
     loop {
-        let Ok(mut guard) = fd.readable().await else {
+        let readable = tokio::select! {
+            biased;
+            d = drains.recv() => {
+                if let Some(done) = d {
+                    // The socket is non-blocking: read until it is empty.
+                    loop {
+                        buf.clear();
+                        match fd.get_ref().recv(&mut buf, 0) {
+                            Ok(n) => {
+                                let received = Instant::now();
+                                for event in parse_datagram(&buf[..n.min(buf.len())], &namespace, group, received) {
+                                    sink.push(event);
+                                }
+                            }
+                            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {}
+                            Err(_) => break,
+                        }
+                    }
+                    let _ = done.send(());
+                }
+                None
+            }
+            r = fd.readable() => Some(r),
+        };
+        let Some(readable) = readable else { continue };
+        let Ok(mut guard) = readable else {
             return;
         };
         buf.clear();

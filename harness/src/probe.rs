@@ -34,6 +34,12 @@ use crate::server::IPPROTO_SCTP;
 pub enum ProbeKind {
     /// A TCP handshake.
     Tcp,
+    /// A TCP handshake (that is the verdict), then a best-effort `GET /` so that a lab
+    /// echo server tells the client address it saw ([`Observation::client_addr`]);
+    /// whatever the GET does, a completed handshake is `Connected` and no HTTP status
+    /// is reported. The runner's `tcp` probes use it: the reference model predicts the
+    /// client address of every allowed probe.
+    TcpEcho,
     /// An HTTP/1.1 `GET /` over TCP; the status and body are recorded.
     Http,
     /// A UDP datagram that must come back (the lab's UDP echo servers).
@@ -54,6 +60,11 @@ pub struct ProbeSpec {
     /// Bind to this source address (it must be one of the namespace's); `None` lets the
     /// kernel choose.
     pub source: Option<IpAddr>,
+    /// With `source`: bind this source port (for ICMP the echo identifier) instead of
+    /// one the kernel picks, falling back to the kernel's choice when it is taken. A
+    /// runner gives every probe its own port so that no probe meets a conntrack entry
+    /// an earlier probe left behind (UDP and ICMP entries outlive their sockets).
+    pub source_port: Option<u16>,
     pub timeout: Duration,
 }
 
@@ -64,6 +75,7 @@ impl ProbeSpec {
             target,
             port,
             source: None,
+            source_port: None,
             timeout: Duration::from_secs(1),
         }
     }
@@ -95,6 +107,12 @@ impl ProbeSpec {
 
     pub fn with_source(mut self, source: IpAddr) -> ProbeSpec {
         self.source = Some(source);
+        self
+    }
+
+    /// See [`ProbeSpec::source_port`].
+    pub fn with_source_port(mut self, port: u16) -> ProbeSpec {
+        self.source_port = Some(port);
         self
     }
 }
@@ -151,6 +169,13 @@ impl Observation {
     }
 }
 
+/// How long a [`ProbeKind::TcpEcho`] probe waits for the echo server's answer at most.
+pub const ECHO_BUDGET: Duration = Duration::from_millis(500);
+/// What a [`ProbeKind::TcpEcho`] probe keeps free before its deadline.
+const ECHO_MARGIN: Duration = Duration::from_millis(50);
+/// The start of a UDP probe's datagram (the lab's echo server recognises it).
+pub const UDP_TOKEN: &str = "policylab-probe ";
+
 /// A failure of the harness, not of the network.
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
@@ -206,7 +231,7 @@ fn open_socket(spec: &ProbeSpec) -> io::Result<Opened> {
         IpAddr::V6(_) => Domain::IPV6,
     };
     let (ty, p) = match spec.kind {
-        ProbeKind::Tcp | ProbeKind::Http => (Type::STREAM, Protocol::TCP),
+        ProbeKind::Tcp | ProbeKind::TcpEcho | ProbeKind::Http => (Type::STREAM, Protocol::TCP),
         ProbeKind::Udp => (Type::DGRAM, Protocol::UDP),
         ProbeKind::Sctp => (Type::STREAM, Protocol::from(IPPROTO_SCTP)),
         ProbeKind::Icmp => match spec.target {
@@ -217,7 +242,13 @@ fn open_socket(spec: &ProbeSpec) -> io::Result<Opened> {
     let socket = Socket::new(domain, ty, Some(p))?;
     socket.set_nonblocking(true)?;
     if let Some(src) = spec.source {
-        socket.bind(&SocketAddr::new(src, 0).into())?;
+        let wanted = spec.source_port.unwrap_or(0);
+        match socket.bind(&SocketAddr::new(src, wanted).into()) {
+            Err(e) if wanted != 0 && e.raw_os_error() == Some(libc::EADDRINUSE) => {
+                socket.bind(&SocketAddr::new(src, 0).into())?;
+            }
+            r => r?,
+        }
     }
     let port = if spec.kind == ProbeKind::Icmp {
         0
@@ -259,7 +290,7 @@ fn tcp_flags(packet: &[u8]) -> Option<u8> {
 
 fn flow_of(spec: &ProbeSpec, local: SocketAddr) -> FiveTuple {
     let protocol = match (spec.kind, spec.target) {
-        (ProbeKind::Tcp | ProbeKind::Http, _) => proto::TCP,
+        (ProbeKind::Tcp | ProbeKind::TcpEcho | ProbeKind::Http, _) => proto::TCP,
         (ProbeKind::Udp, _) => proto::UDP,
         (ProbeKind::Sctp, _) => proto::SCTP,
         (ProbeKind::Icmp, IpAddr::V4(_)) => proto::ICMP,
@@ -438,7 +469,7 @@ async fn drive(
         source,
     };
 
-    let exchange = exchange(spec, socket, local);
+    let exchange = exchange(spec, socket, local, deadline);
     let drop_wait = async {
         match (drops, local) {
             // A TCP probe is the handshake: a drop of the client's later packets
@@ -477,10 +508,12 @@ async fn drive(
         Ok(Exchange::Done { http }) => {
             let mut o = Observation::new(Outcome::Connected, elapsed);
             if let Some(h) = http {
-                o.http_status = Some(h.status);
+                if spec.kind == ProbeKind::Http {
+                    o.http_status = Some(h.status);
+                    o.body = Some(h.body);
+                }
                 o.server = h.server;
                 o.client_addr = h.client;
-                o.body = Some(h.body);
             }
             o
         }
@@ -529,9 +562,10 @@ async fn exchange(
     spec: &ProbeSpec,
     socket: Socket,
     local: Option<SocketAddr>,
+    deadline: Instant,
 ) -> io::Result<Exchange> {
     match spec.kind {
-        ProbeKind::Tcp | ProbeKind::Http => {
+        ProbeKind::Tcp | ProbeKind::TcpEcho | ProbeKind::Http => {
             let std_stream: std::net::TcpStream = socket.into();
             let stream = tokio::net::TcpStream::from_std(std_stream)?;
             stream.writable().await?;
@@ -543,13 +577,30 @@ async fn exchange(
             if spec.kind == ProbeKind::Tcp {
                 return Ok(Exchange::Done { http: None });
             }
+            if spec.kind == ProbeKind::TcpEcho {
+                // Leave a margin before the caller's deadline so the completed
+                // handshake is always reported.
+                let budget = deadline
+                    .saturating_duration_since(Instant::now())
+                    .saturating_sub(ECHO_MARGIN)
+                    .min(ECHO_BUDGET);
+                let http = match tokio::time::timeout(budget, http_get(stream, spec)).await {
+                    Ok(Ok(Exchange::Done { http: Some(mut h) })) => {
+                        // Only the client address counts; a TCP probe has no status.
+                        h.body.clear();
+                        Some(h)
+                    }
+                    _ => None,
+                };
+                return Ok(Exchange::Done { http });
+            }
             http_get(stream, spec).await
         }
         ProbeKind::Udp => {
             let std_sock: std::net::UdpSocket = socket.into();
             let sock = tokio::net::UdpSocket::from_std(std_sock)?;
             let token = format!(
-                "policylab-probe {} {}\n",
+                "{UDP_TOKEN}{} {}\n",
                 local.map(|l| l.to_string()).unwrap_or_default(),
                 spec.target
             );
@@ -557,8 +608,19 @@ async fn exchange(
             let mut buf = vec![0u8; 2048];
             loop {
                 let n = sock.recv(&mut buf).await?;
-                if &buf[..n] == token.as_bytes() {
-                    return Ok(Exchange::Done { http: None });
+                if let Some(rest) = buf[..n].strip_prefix(token.as_bytes()) {
+                    // The lab's UDP echo appends `client=<addr>` (what it saw).
+                    let client = std::str::from_utf8(rest)
+                        .ok()
+                        .and_then(|r| r.trim().strip_prefix("client="))
+                        .and_then(|a| a.parse().ok());
+                    let http = client.map(|c| HttpAnswer {
+                        status: 0,
+                        body: String::new(),
+                        server: None,
+                        client: Some(c),
+                    });
+                    return Ok(Exchange::Done { http });
                 }
             }
         }

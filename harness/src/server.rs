@@ -8,7 +8,9 @@
 //!
 //! The HTTP server answers every well-formed request with `200 OK` and the body
 //! `server=<name>\nclient=<ip>:<port>\n` (the client address as the server saw it, which
-//! shows SNAT), and closes the connection. A malformed request gets `400`.
+//! shows SNAT), and closes the connection. A malformed request gets `400`. The UDP
+//! echo sends every datagram back; to a policylab probe's datagram (it starts with
+//! [`crate::probe::UDP_TOKEN`]) it appends `client=<ip>:<port>\n` likewise.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -363,7 +365,11 @@ async fn udp_echo_loop(sock: tokio::net::UdpSocket) {
     loop {
         match sock.recv_from(&mut buf).await {
             Ok((n, peer)) => {
-                let _ = sock.send_to(&buf[..n], peer).await;
+                let mut reply = buf[..n].to_vec();
+                if reply.starts_with(crate::probe::UDP_TOKEN.as_bytes()) {
+                    reply.extend_from_slice(format!("client={peer}\n").as_bytes());
+                }
+                let _ = sock.send_to(&reply, peer).await;
             }
             // ICMP errors from earlier sends surface here; keep serving.
             Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,

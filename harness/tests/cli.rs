@@ -40,7 +40,12 @@ fn run_shipped_scenarios_on_the_model_exits_0() {
 
 #[test]
 fn run_with_a_failed_expectation_exits_1() {
-    let o = policylab(&["run", "tests/run_mismatch/mismatch.yaml"]);
+    let o = policylab(&[
+        "run",
+        "--dataplane",
+        "model",
+        "tests/run_mismatch/mismatch.yaml",
+    ]);
     assert_eq!(code(&o), 1, "{}", stderr(&o));
     assert!(stdout(&o).contains("MISMATCH expect deny: observed allow"));
 }
@@ -72,6 +77,8 @@ fn run_json_junit_and_flow_logs() {
     let logs = dir.join("flows.jsonl");
     let o = policylab(&[
         "run",
+        "--dataplane",
+        "model",
         "--format",
         "json",
         "--flow-logs",
@@ -93,7 +100,14 @@ fn run_json_junit_and_flow_logs() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 
-    let o = policylab(&["run", "--format", "junit", "scenarios/003-threat-feed.yaml"]);
+    let o = policylab(&[
+        "run",
+        "--dataplane",
+        "model",
+        "--format",
+        "junit",
+        "scenarios/003-threat-feed.yaml",
+    ]);
     assert_eq!(code(&o), 0);
     let x = stdout(&o);
     assert!(x.starts_with("<?xml"), "{x}");

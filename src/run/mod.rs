@@ -228,9 +228,9 @@ impl fmt::Display for Disagreement {
     }
 }
 
-/// Where a dataplane's observation differs from the prediction. The decider is
-/// compared only when the dataplane names one; allowing deciders are not compared
-/// (a dataplane cannot see every allowing stage).
+/// Where a dataplane's observation differs from the prediction. The decider and the
+/// client address are compared only when the dataplane names one; allowing deciders
+/// are not compared (a dataplane cannot see every allowing stage).
 pub fn disagreements(p: &Prediction, o: &Observation) -> Vec<Disagreement> {
     let opt = |v: Option<String>| v.unwrap_or_else(|| "nothing".into());
     let mut out = Vec::new();
@@ -248,7 +248,9 @@ pub fn disagreements(p: &Prediction, o: &Observation) -> Vec<Disagreement> {
             dataplane: opt(o.status.map(|s| s.to_string())),
         });
     }
-    if p.client_ip_seen != o.client_ip_seen {
+    // A dataplane may not see the client address (the kernel learns it only from
+    // the lab's echo servers: not over icmp or sctp); an unseen one is no disagreement.
+    if o.client_ip_seen.is_some() && p.client_ip_seen != o.client_ip_seen {
         out.push(Disagreement {
             what: "clientIP",
             model: opt(p.client_ip_seen.map(|s| s.to_string())),

@@ -1,0 +1,128 @@
+//! Every scenario runs on the kernel: its report text equals the model's and the
+//! committed model snapshot, with no disagreement (probes and feed pulls).
+//!
+//! - `scenarios/*.yaml`: the shipped tutorial scenarios;
+//! - `tests/run_scenarios/*.yaml`: runner behaviour (feed schedule and formats,
+//!   failed hosts, refused ports, file servers' HTTP status).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use policylab::diag::{Diagnostics, Sources};
+use policylab::report::Report;
+use policylab_harness::runner::{self, RunnerOptions};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn yaml_files(dir: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(root().join(dir))
+        .expect("scenario dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// The committed snapshot's text (after insta's header).
+fn snapshot(test: &str, path: &Path) -> String {
+    let file = root().join(format!(
+        "tests/snapshots/integration__scenarios__{test}@{}.snap",
+        path.file_name()
+            .and_then(|f| f.to_str())
+            .unwrap_or_default()
+    ));
+    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let body = text.splitn(3, "---\n").nth(2).unwrap_or_default();
+    body.trim_end().to_string()
+}
+
+/// Runs one scenario on the kernel; returns its problems (empty when it agrees).
+async fn run_one(path: &Path, snapshot_test: &str) -> (String, usize) {
+    let mut sources = Sources::new();
+    let mut diags = Diagnostics::new();
+    let sc = policylab::scenario::load(&mut sources, path, &mut diags)
+        .unwrap_or_else(|| panic!("{} loads:\n{}", path.display(), diags.render(&sources)));
+    let plan = policylab::run::plan(&sc, &sources);
+    let model = Report::new(&plan, &plan.model_observations(), "model");
+    let run = runner::run_plan(&plan, &RunnerOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let kernel = Report::new(&plan, &run.observations(), "kernel");
+    let mut problems = String::new();
+    assert_eq!(run.probes.len(), plan.probes().count());
+    for (i, (s, p, pp)) in plan.probes().enumerate() {
+        let d = policylab::run::disagreements(&pp.prediction, &run.probes[i].observation);
+        if !d.is_empty() {
+            problems.push_str(&format!(
+                "step {} probe {} ({} -> {}):\n",
+                plan.steps[s].number,
+                p + 1,
+                pp.source,
+                pp.target
+            ));
+            for x in d {
+                problems.push_str(&format!("  {x}\n"));
+            }
+            problems.push_str(&run.probes[i].trace());
+        }
+    }
+    // Feeds are pulled for real from the feed server, once per model pull.
+    let model_pulls: Vec<_> = plan.steps.iter().flat_map(|s| &s.pulls).collect();
+    assert_eq!(run.pulls.len(), model_pulls.len(), "{}", path.display());
+    for (k, m) in run.pulls.iter().zip(&model_pulls) {
+        assert_eq!((&k.feed, &k.url), (&m.feed, &m.url));
+    }
+    for f in &run.feed_disagreements {
+        problems.push_str(&format!("{f}\n"));
+    }
+    if kernel.text() != model.text() {
+        problems.push_str(&format!(
+            "report text differs:\n--- model\n{}\n--- kernel\n{}\n",
+            model.text(),
+            kernel.text()
+        ));
+    }
+    if kernel.text().trim_end() != snapshot(snapshot_test, path) {
+        problems.push_str("the kernel report differs from the committed model snapshot\n");
+    }
+    let ok_pulls = run.pulls.iter().filter(|p| p.result.is_ok()).count();
+    (problems, ok_pulls)
+}
+
+async fn run_dir(dir: &str, snapshot_test: &str) -> usize {
+    let mut failures = Vec::new();
+    let mut pulled = 0;
+    for path in yaml_files(dir) {
+        let (problems, ok) = run_one(&path, snapshot_test).await;
+        pulled += ok;
+        if !problems.is_empty() {
+            failures.push(format!("{}:\n{problems}", path.display()));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    pulled
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipped_scenarios_agree_with_the_model() {
+    if !common::kernel_ready("shipped_scenarios_agree_with_the_model") {
+        return;
+    }
+    let pulled = run_dir("scenarios", "shipped_scenarios_hold_on_the_model").await;
+    assert!(
+        pulled >= 2,
+        "seeds 003 and 004 pull their feeds ({pulled} pulls)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runner_scenarios_agree_with_the_model() {
+    if !common::kernel_ready("runner_scenarios_agree_with_the_model") {
+        return;
+    }
+    run_dir("tests/run_scenarios", "runner_scenarios_hold_on_the_model").await;
+}
