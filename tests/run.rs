@@ -199,7 +199,7 @@ fn a_dataplane_disagreement_is_listed() {
         "{text}"
     );
     assert!(
-        text.contains("4 disagreements with the reference model"),
+        text.contains("3 disagreements with the reference model"),
         "{text}"
     );
     assert!(
