@@ -275,6 +275,12 @@ fn open_socket(spec: &ProbeSpec) -> io::Result<Opened> {
 
 const TCP_SYN: u8 = 0x02;
 
+/// Whether a logged packet is a TCP segment sent after the handshake (no SYN): its
+/// drop does not undo a connect that already succeeded (model decision 18).
+pub fn is_post_handshake_tcp(packet: &[u8]) -> bool {
+    tcp_flags(packet).is_some_and(|f| f & TCP_SYN == 0)
+}
+
 /// The TCP flags of an IP packet (IPv4, or IPv6 without extension headers).
 fn tcp_flags(packet: &[u8]) -> Option<u8> {
     let (next, l4) = match packet.first()? >> 4 {
@@ -475,7 +481,9 @@ async fn drive(
             // A TCP probe is the handshake: a drop of the client's later packets
             // (no SYN: sent after the SYN-ACK arrived, e.g. the ACK of a flow whose
             // reply was untracked) does not undo the connect that already succeeded.
-            (Some(sink), Some(local)) if spec.kind == ProbeKind::Tcp => {
+            (Some(sink), Some(local))
+                if matches!(spec.kind, ProbeKind::Tcp | ProbeKind::TcpEcho) =>
+            {
                 let flow = flow_of(spec, local);
                 sink.wait_for(started, spec.timeout, |e| {
                     e.tuple.as_ref().is_some_and(|t| flow.same_flow(t))

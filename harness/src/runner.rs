@@ -849,6 +849,14 @@ impl KernelLab {
                 let Some(t) = e.tuple.as_ref().filter(|t| ours(t)) else {
                     continue;
                 };
+                // A connected TCP probe: drops of its later segments (no SYN) come
+                // after the handshake that decided it (model decision 18).
+                if outcome == Outcome::Allow
+                    && flow.protocol == ProbeProtocol::Tcp
+                    && probe::is_post_handshake_tcp(&e.payload)
+                {
+                    continue;
+                }
                 if !seen.insert((e.namespace.clone(), e.prefix.clone())) {
                     continue;
                 }
