@@ -129,7 +129,9 @@ impl fmt::Display for Decider {
             Decider::NotPoliced => f.write_str("not policed"),
             Decider::EndpointToHost => f.write_str("endpoint to host (accept)"),
             Decider::NoServiceEndpoint => f.write_str("no service endpoint"),
-            Decider::UntrackedReply => f.write_str("untracked reply not allowed"),
+            Decider::UntrackedReply => {
+                f.write_str("conntrack INVALID (doNotTrack: one direction bypassed conntrack)")
+            }
             Decider::Unroutable => f.write_str("unroutable"),
             Decider::HostDown { host } => write!(f, "outside host {host} is down"),
         }
