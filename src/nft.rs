@@ -206,6 +206,9 @@ pub enum Match {
     },
     /// `fib daddr type local`
     DaddrLocal,
+    /// `tcp flags & 0x12 == 0x2`: a TCP SYN without ACK (a connection's first
+    /// packet).
+    TcpSynOnly,
     /// `icmpv6 type { 133, 134, 135, 136 }` (a list of types; `icmp` for IPv4).
     IcmpTypes {
         family: Family,
@@ -415,6 +418,7 @@ impl fmt::Display for Match {
                 )
             }
             Match::DaddrLocal => f.write_str("fib daddr type local"),
+            Match::TcpSynOnly => f.write_str("tcp flags & 0x12 == 0x2"),
             Match::IcmpTypes { family, types } => {
                 let p = match family {
                     Family::V4 => "icmp",

@@ -31,8 +31,9 @@
 //!   accept mark → accept; `oifname eth0` → `cali-th-eth0`.
 //! - `filter-POSTROUTING` (postrouting, 110, after source NAT so that workload
 //!   ingress sees the masqueraded client as the model does): forwarded packets to a
-//!   pod → `cali-to-wl-dispatch` (ingress); an untracked request reaching a pod is
-//!   dropped (decision 7).
+//!   pod → `cali-to-wl-dispatch` (ingress); untracked packets → `cali-untracked-to-wl`:
+//!   a request (TCP SYN, ICMP echo request) gets its ingress policy and is then
+//!   dropped (decision 7), anything else is an untracked reply and accepted.
 //! - `nat-POSTROUTING` (100): masquerade-marked packets → `snat` to the node address.
 //!
 //! Endpoint chains (`cali-tw-<iface>`, `cali-fw-<iface>` for pods, dispatched with
@@ -931,19 +932,63 @@ impl<'w, 'l> NodeCx<'w, 'l> {
                 "Host-originated: not policed",
             ),
             rule(
+                vec![oif("cali*"), ct(&["untracked"])],
+                vec![],
+                Some(Verdict::Jump(n("cali-untracked-to-wl"))),
+            ),
+            rule(
                 vec![oif("cali*")],
                 vec![],
                 Some(Verdict::Jump(n("cali-to-wl-dispatch"))),
             ),
-            commented(
-                rule(
-                    vec![oif("cali*"), ct(&["untracked"])],
-                    vec![untracked],
-                    Some(Verdict::Drop),
-                ),
-                "Untracked request to a local pod: its reply has no conntrack entry",
-            ),
         ];
+        // Untracked packets to a pod (decision 7). A request (recognisable without
+        // conntrack: TCP SYN, ICMP echo request) gets the pod's ingress policy, then
+        // is dropped: its reply will have no conntrack entry. Anything else is the
+        // reply to a pod's own flow, allowed by untracked policy: accepted.
+        let mut to_request = vec![];
+        for request in [
+            Match::TcpSynOnly,
+            Match::IcmpTypes {
+                family: Family::V4,
+                types: vec![8],
+            },
+            Match::IcmpTypes {
+                family: Family::V6,
+                types: vec![128],
+            },
+        ] {
+            to_request.push(rule(
+                vec![request],
+                vec![],
+                Some(Verdict::Goto(n("cali-untracked-request"))),
+            ));
+        }
+        to_request.push(commented(
+            rule(vec![], vec![], Some(Verdict::Accept)),
+            "Untracked reply to a pod's own flow",
+        ));
+        self.add_chain(
+            n("cali-untracked-to-wl"),
+            "untracked packets to a local pod".into(),
+            to_request,
+        );
+        self.add_chain(
+            n("cali-untracked-request"),
+            "untracked request to a local pod: ingress policy, then dropped".into(),
+            vec![
+                rule(
+                    vec![],
+                    vec![],
+                    Some(Verdict::Jump(n("cali-to-wl-dispatch"))),
+                ),
+                commented(
+                    rule(vec![], vec![untracked], Some(Verdict::Drop)),
+                    "Untracked request to a local pod: its reply has no conntrack entry",
+                ),
+            ],
+        );
+
         // nat POSTROUTING: masquerade (decision 5).
         let mut snat = vec![];
         for (fam, ip) in [(Family::V4, Some(node.ip)), (Family::V6, node.ipv6)] {

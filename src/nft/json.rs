@@ -232,6 +232,14 @@ fn match_stmts(m: &Match, out: &mut Vec<S<'static>>) {
             s("local"),
             false,
         )),
+        Match::TcpSynOnly => out.push(matches(
+            Expression::BinaryOperation(Box::new(BinaryOperation::AND(
+                payload("tcp", "flags"),
+                num(0x12u32),
+            ))),
+            num(0x2u32),
+            false,
+        )),
         Match::IcmpTypes { family, types } => out.push(matches(
             payload(
                 match family {
