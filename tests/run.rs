@@ -254,6 +254,31 @@ fn explain_a_probe_read_at_a_step() {
     ));
 }
 
+/// Model decision 18 explained: the walk-through says the reply is untracked where
+/// the request was tracked, and why an http probe is denied.
+#[rstest]
+#[case::http("http", "client -> partner:443/http")]
+#[case::tcp("tcp", "client -> partner:443/tcp")]
+fn explain_a_tracked_flow_with_an_untracked_reply(#[case] name: &str, #[case] text: &str) {
+    let (sc, mut sources) = load_scenario("tests/run_scenarios/untracked-reply.yaml");
+    let mut diags = Diagnostics::new();
+    let probe =
+        policylab::scenario::parse_probe_at(&sc, 2, &mut sources, "<probe>", text, &mut diags)
+            .unwrap_or_else(|| panic!("{}", diags.render(&sources)));
+    let p = plan(&sc, &sources);
+    let st = &p.steps[1];
+    insta::assert_snapshot!(
+        format!("explain_untracked_reply_{name}"),
+        policylab::run::explain_probe(
+            &st.world,
+            &st.inventory,
+            &st.failed_hosts,
+            &st.feeds,
+            &probe
+        )
+    );
+}
+
 #[rstest]
 #[case::unknown_name(
     2,
