@@ -7,7 +7,8 @@
 //!   one unaddressed port per extra node interface, one port per outside host
 //!   (`hostN`, peer `eth0` in the host); each port holds [`GATEWAY_V6`] (no DAD); host
 //!   routes to node and outside addresses, pod CIDRs (or pod host routes) and
-//!   load-balancer addresses via the node; forwarding on;
+//!   load-balancer addresses via the node; a blackhole default route (an address
+//!   nobody holds is dropped silently); forwarding on;
 //! - each node: `eth0` with the node's /32 (/128) and [`NODE_LINK_LOCAL_V6`], a link
 //!   route to the gateway and default routes through the fabric; per pod a `cali…`
 //!   interface (created together with the pod's `eth0` in one RTM_NEWLINK whose peer is
@@ -37,7 +38,7 @@ use policylab::lab::{
 };
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags};
 use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkFlags};
-use rtnetlink::packet_route::route::RouteScope;
+use rtnetlink::packet_route::route::{RouteScope, RouteType};
 use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use crate::netns::{write_sysctl, Lab, NetNs, NetnsError};
@@ -822,6 +823,27 @@ async fn wire_fabric_and_nodes(
             let net = host_net(lb.address);
             add_route(fh, net, port, Some(via(&net)), &what).await?;
         }
+    }
+    // An address nobody in the lab holds (a cluster IP sent from outside, an unknown
+    // address) is dropped without an answer, as the model's `Unroutable` says: a
+    // blackhole default route sends no ICMP unreachable.
+    let blackhole4 = RouteMessageBuilder::<Ipv4Addr>::new()
+        .kind(RouteType::BlackHole)
+        .build();
+    fh.route()
+        .add(blackhole4)
+        .execute()
+        .await
+        .map_err(nl("adding the blackhole default route on the fabric"))?;
+    if v6 {
+        let blackhole6 = RouteMessageBuilder::<Ipv6Addr>::new()
+            .kind(RouteType::BlackHole)
+            .build();
+        fh.route()
+            .add(blackhole6)
+            .execute()
+            .await
+            .map_err(nl("adding the IPv6 blackhole default route on the fabric"))?;
     }
     Ok(())
 }
