@@ -7,7 +7,7 @@
 //! deciding rule must equal the model's. On failure proptest shrinks to a minimal
 //! policy set, printed with both traces.
 //!
-//! `POLICYLAB_DIFF_CASES` sets the number of cases (default 100).
+//! `POLICYLAB_DIFF_CASES` sets the number of cases (default 250).
 //!
 //! Flows from an endpoint to its own address are left out: the kernel delivers
 //! them inside the sender's namespace (`lo`), so no node policy sees them, while
@@ -359,7 +359,7 @@ fn kernel_and_model_agree_on_random_policies() {
     let cases: u32 = std::env::var("POLICYLAB_DIFF_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(100);
+        .unwrap_or(250);
     let dir = std::env::temp_dir().join(format!("policylab-diff-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let rt = tokio::runtime::Builder::new_multi_thread()
