@@ -1272,3 +1272,26 @@ mod props {
         }
     }
 }
+
+/// Decision 19: a packet to the sender's own address stays in its namespace (`lo`):
+/// no policy, even a deny-all one, sees it; an outside host reaching its own address
+/// is not unroutable.
+#[test]
+fn a_flow_to_the_senders_own_address_is_not_policed() {
+    let w = world(&gnp(
+        "deny-all",
+        "  selector: all()\n  types: [Ingress, Egress]\n  ingress: [{action: Deny}]\n  egress: [{action: Deny}]\n",
+    ));
+    let f = tcp(&w, "default/client", "default/client", 80);
+    assert_eq!(verdict(&w, &f), (Verdict::Allow, DecidedBy::NotPoliced));
+    let d = policylab::model::evaluate(&w, &f);
+    assert_eq!(d.trace.len(), 1, "{:?}", d.trace);
+    // Not to itself: the same policy denies.
+    let g = tcp(&w, "default/client", "default/server", 8080);
+    assert_eq!(verdict(&w, &g).0, Verdict::Deny);
+    let outside = tcp(&w, "198.51.100.7", "198.51.100.7", 80);
+    assert_eq!(
+        verdict(&w, &outside),
+        (Verdict::Allow, DecidedBy::NotPoliced)
+    );
+}

@@ -83,6 +83,10 @@
 //!     conntrack table does not reject a COOKIE_ECHO in COOKIE_WAIT) but is not
 //!     verified on a kernel. A failsafe ACCEPT in raw does not NOTRACK, so it never
 //!     triggers this.
+//! 19. A flow to the sender's own address (a pod to itself, an outside host to its
+//!     own address) never leaves the sender's namespace (the kernel delivers it on
+//!     `lo`): allowed, [`DecidedBy::NotPoliced`], no policy stage. Hairpin traffic
+//!     (a pod through a service back to itself) is not modelled specially.
 
 mod decider;
 mod explain;

@@ -183,7 +183,21 @@ pub(crate) fn run<'w, S: Sink<'w>>(
         icmp_type: if icmp { flow.icmp_type } else { 0 },
         icmp_code: if icmp { flow.icmp_code } else { 0 },
     };
+    // Decision 19: a packet to the sender's own address never leaves its namespace
+    // (the kernel delivers it on `lo`): no node, no policy.
+    let to_itself = match flow.src {
+        FlowSource::Endpoint(i) => w
+            .endpoints
+            .get(i)
+            .is_some_and(|e| e.kind == EndpointKind::Workload && e.ips.contains(&flow.dst)),
+        FlowSource::Ip(ip) => ip == flow.dst,
+    };
     let result = match origin {
+        Origin::Pod(_, node) if to_itself => {
+            run.simple_stage(StageKind::Unpoliced, node, pkt, DecidedBy::NotPoliced);
+            run.deliver(pkt)
+        }
+        Origin::Outside if to_itself => run.deliver(pkt),
         Origin::Pod(ep, node) => run.start_at_pod(ep, node, pkt),
         Origin::Host(node) => run.start_at_host(node, pkt),
         Origin::Outside => match run.receiving_node(pkt) {
