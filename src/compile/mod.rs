@@ -252,6 +252,19 @@ impl<'w, 'l> NodeCx<'w, 'l> {
     }
 
     /// The NFLOG statement of one tag (registered in the legend).
+    /// kube-proxy's refusal (no endpoints) or drop (none local) of a service,
+    /// logged as [`Decider::NoServiceEndpoint`].
+    fn no_endpoint_rule(
+        &mut self,
+        matches: Vec<Match>,
+        group: u16,
+        verdict: Verdict,
+        comment: String,
+    ) -> Rule {
+        let log = self.log(StageKind::ServiceDnat, Decider::NoServiceEndpoint, group);
+        commented(rule(matches, vec![log], Some(verdict)), comment)
+    }
+
     fn log(&mut self, stage: StageKind, decider: Decider, group: u16) -> Statement {
         let tag = LogTag {
             node: self.node_name().to_string(),
@@ -631,31 +644,19 @@ impl<'w, 'l> NodeCx<'w, 'l> {
                                 format!("{comment} local endpoints"),
                             ));
                             if choose(false).is_none() {
-                                noep.push(commented(
-                                    rule(
-                                        m,
-                                        vec![self.log(
-                                            StageKind::ServiceDnat,
-                                            Decider::NoServiceEndpoint,
-                                            no_ep_group,
-                                        )],
-                                        Some(no_ep_verdict),
-                                    ),
+                                noep.push(self.no_endpoint_rule(
+                                    m,
+                                    no_ep_group,
+                                    no_ep_verdict,
                                     format!("{comment} has no endpoints"),
                                 ));
                             } else if choose(true).is_none() {
                                 let mut m2 = m;
                                 m2.push(pod_src(true));
-                                noep.push(commented(
-                                    rule(
-                                        m2,
-                                        vec![self.log(
-                                            StageKind::ServiceDnat,
-                                            Decider::NoServiceEndpoint,
-                                            NFLOG_GROUP_DENY,
-                                        )],
-                                        Some(Verdict::Drop),
-                                    ),
+                                noep.push(self.no_endpoint_rule(
+                                    m2,
+                                    NFLOG_GROUP_DENY,
+                                    Verdict::Drop,
                                     format!("{comment} has no local endpoints"),
                                 ));
                             }
@@ -663,16 +664,10 @@ impl<'w, 'l> NodeCx<'w, 'l> {
                             let (s, v) = to(choose(false));
                             nat.push(commented(rule(m.clone(), s, v), comment.clone()));
                             if choose(false).is_none() {
-                                noep.push(commented(
-                                    rule(
-                                        m,
-                                        vec![self.log(
-                                            StageKind::ServiceDnat,
-                                            Decider::NoServiceEndpoint,
-                                            no_ep_group,
-                                        )],
-                                        Some(no_ep_verdict),
-                                    ),
+                                noep.push(self.no_endpoint_rule(
+                                    m,
+                                    no_ep_group,
+                                    no_ep_verdict,
                                     format!("{comment} has no endpoints"),
                                 ));
                             }
