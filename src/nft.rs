@@ -153,6 +153,16 @@ pub enum Family {
     V6,
 }
 
+impl Family {
+    /// nft's name of the family's ICMP protocol (`icmp`, `icmpv6`).
+    pub fn icmp(self) -> &'static str {
+        match self {
+            Family::V4 => "icmp",
+            Family::V6 => "icmpv6",
+        }
+    }
+}
+
 /// One match expression of a rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Match {
@@ -402,10 +412,7 @@ impl fmt::Display for Match {
                 code,
                 negate,
             } => {
-                let p = match family {
-                    Family::V4 => "icmp",
-                    Family::V6 => "icmpv6",
-                };
+                let p = family.icmp();
                 match code {
                     None => write!(f, "{p} type {}{icmp_type}", neg(*negate)),
                     Some(c) if !*negate => write!(f, "{p} type {icmp_type} {p} code {c}"),
@@ -424,10 +431,7 @@ impl fmt::Display for Match {
             Match::DaddrLocal => f.write_str("fib daddr type local"),
             Match::TcpSynOnly => f.write_str("tcp flags & 0x12 == 0x2"),
             Match::IcmpTypes { family, types } => {
-                let p = match family {
-                    Family::V4 => "icmp",
-                    Family::V6 => "icmpv6",
-                };
+                let p = family.icmp();
                 write!(f, "{p} type {}", list(types))
             }
         }

@@ -187,10 +187,7 @@ fn match_stmts(m: &Match, out: &mut Vec<S<'static>>) {
             code,
             negate,
         } => {
-            let p = match family {
-                Family::V4 => "icmp",
-                Family::V6 => "icmpv6",
-            };
+            let p = family.icmp();
             match code {
                 None => out.push(matches(payload(p, "type"), num(*icmp_type), *negate)),
                 Some(c) if !*negate => {
@@ -241,13 +238,7 @@ fn match_stmts(m: &Match, out: &mut Vec<S<'static>>) {
             false,
         )),
         Match::IcmpTypes { family, types } => out.push(matches(
-            payload(
-                match family {
-                    Family::V4 => "icmp",
-                    Family::V6 => "icmpv6",
-                },
-                "type",
-            ),
+            payload(family.icmp(), "type"),
             one_or_set(types.iter().map(|t| num(*t)).collect()),
             false,
         )),

@@ -721,17 +721,7 @@ pub fn target_name(t: &Target, port: Option<u16>, proto: ProbeProtocol) -> Strin
         Target::Service { namespace, name } => format!("svc/{namespace}/{name}"),
     };
     let port = port.map(|p| format!(":{p}")).unwrap_or_default();
-    format!("{base}{port}/{}", proto_lower(proto))
-}
-
-pub(crate) fn proto_lower(p: ProbeProtocol) -> &'static str {
-    match p {
-        ProbeProtocol::Tcp => "tcp",
-        ProbeProtocol::Udp => "udp",
-        ProbeProtocol::Sctp => "sctp",
-        ProbeProtocol::Http => "http",
-        ProbeProtocol::Icmp => "icmp",
-    }
+    format!("{base}{port}/{}", proto.as_str())
 }
 
 /// The directory paths in titles are relative to: the parent of the scenario's

@@ -169,11 +169,7 @@ pub(super) fn predict(
         ));
     } else if outcome == Outcome::Allow {
         let where_ = match flow.port {
-            Some(p) => format!(
-                "{}:{p}/{}",
-                d.final_dst_ip,
-                super::proto_lower(flow.protocol)
-            ),
+            Some(p) => format!("{}:{p}/{}", d.final_dst_ip, flow.protocol.as_str()),
             None => d.final_dst_ip.to_string(),
         };
         match server_at(world, inv, d.destination, d.final_dst_ip) {

@@ -2029,7 +2029,7 @@ impl Loader<'_> {
                             span,
                             format!(
                                 "a {} probe needs a port (`TARGET:PORT`, or `port:`)",
-                                proto_name(protocol)
+                                protocol.as_str()
                             ),
                         );
                         return None;
@@ -2349,16 +2349,6 @@ impl Loader<'_> {
             timeout: timeout.unwrap_or(Duration::from_secs(1)),
             expect,
         })
-    }
-}
-
-fn proto_name(p: ProbeProtocol) -> &'static str {
-    match p {
-        ProbeProtocol::Tcp => "tcp",
-        ProbeProtocol::Udp => "udp",
-        ProbeProtocol::Sctp => "sctp",
-        ProbeProtocol::Http => "http",
-        ProbeProtocol::Icmp => "icmp",
     }
 }
 

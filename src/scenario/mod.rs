@@ -140,6 +140,19 @@ pub enum ProbeProtocol {
     Icmp,
 }
 
+impl ProbeProtocol {
+    /// The lower-case name used in the short form (`/tcp`, `/http`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProbeProtocol::Tcp => "tcp",
+            ProbeProtocol::Udp => "udp",
+            ProbeProtocol::Sctp => "sctp",
+            ProbeProtocol::Http => "http",
+            ProbeProtocol::Icmp => "icmp",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Family {
     V4,
