@@ -70,71 +70,29 @@ fn seed_002_with_host_endpoint_and_cluster_policy() {
 
 use std::collections::BTreeMap;
 
-use policylab::diag::{FileId, Span};
-use policylab::inventory::{ClusterConfig, Inventory, NodeDef};
-use policylab::manifest::load_documents;
 use policylab::model::{Decider, StageKind};
-use policylab::yaml::{parse_stream, Origin};
 use rstest::rstest;
 
-fn pod(ns: &str, name: &str, labels: &str, ips: &str, node: &str, ports: &str) -> String {
-    format!(
-        "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels: {{{labels}}}\n  annotations:\n    cni.projectcalico.org/ipAddrs: '{ips}'\nspec:\n  nodeName: {node}\n  containers:\n    - name: c\n      image: busybox\n      ports: [{ports}]\n"
-    )
-}
+use super::support::{self, pod};
 
 /// Namespaces default and other; default/client and default/server (named port
 /// http = TCP 8080) on node1 (dual-stack), other/remote on node2.
 fn small_world(extra: &str) -> World {
-    let mut text = String::from(
-        "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: default}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: other}\n",
+    let text = format!(
+        "---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: default}}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: other}}\n{}{extra}",
+        support::base_pods()
     );
-    text += &pod(
-        "default",
-        "client",
-        "app: client",
-        r#"["10.244.0.10","fd00::10"]"#,
-        "node1",
-        "",
-    );
-    text += &pod(
-        "default",
-        "server",
-        "app: server",
-        r#"["10.244.0.20","fd00::20"]"#,
-        "node1",
-        "{name: http, containerPort: 8080, protocol: TCP}",
-    );
-    text += &pod(
-        "other",
-        "remote",
-        "app: remote",
-        r#"["10.244.1.10"]"#,
-        "node2",
-        "",
-    );
-    text += extra;
-    let (docs, errs) = parse_stream(&text, FileId(0), Origin::default());
-    assert!(errs.is_empty(), "{errs:?}");
-    let mut diags = Diagnostics::new();
-    let resources = load_documents(&docs, &mut diags);
-    assert!(!diags.has_errors(), "{:?}", diags.sorted());
-    let node = |name: &str, ip: &str| NodeDef {
-        name: name.into(),
-        span: Span::UNKNOWN,
-        ip: ip.parse().expect("ip"),
-        ipv6: None,
-        labels: BTreeMap::from([("role".to_string(), name.to_string())]),
-        interfaces: vec!["eth0".into()],
-        ports: vec![],
+    let node = |name: &str, ip: &str| {
+        support::node(
+            name,
+            ip,
+            BTreeMap::from([("role".to_string(), name.to_string())]),
+        )
     };
-    let inv = Inventory {
-        cluster: ClusterConfig::default(),
-        nodes: vec![node("node1", "172.18.0.2"), node("node2", "172.18.0.3")],
-        outside: vec![],
-        resources: resources.into_iter().map(|r| (r.key(), r)).collect(),
-    };
-    resolve(&inv)
+    support::world(
+        &text,
+        vec![node("node1", "172.18.0.2"), node("node2", "172.18.0.3")],
+    )
 }
 
 /// The rules of one chain, with NFLOG prefixes replaced by their legend entry and

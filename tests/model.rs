@@ -3,47 +3,24 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use policylab::diag::{Diagnostics, FileId, Span};
-use policylab::inventory::{ClusterConfig, Inventory, NodeDef};
-use policylab::manifest::load_documents;
 use policylab::model::{
     evaluate, evaluate_fast, explain, flow_log_policies, DecidedBy, Destination, Flow, FlowSource,
     Proto, StageKind, Step, Verdict,
 };
-use policylab::resolve::{resolve, Action, PolicyKind, World};
-use policylab::yaml::{parse_stream, Origin};
+use policylab::resolve::{Action, PolicyKind, World};
 use rstest::rstest;
+
+use super::support::{self, pod};
 
 const NODE1: &str = "172.18.0.2";
 const NODE2: &str = "172.18.0.3";
 const OUTSIDE: &str = "198.51.100.7";
 
-fn pod(ns: &str, name: &str, labels: &str, ips: &str, node: &str, ports: &str) -> String {
-    format!(
-        r#"---
-apiVersion: v1
-kind: Pod
-metadata:
-  name: {name}
-  namespace: {ns}
-  labels: {{{labels}}}
-  annotations:
-    cni.projectcalico.org/ipAddrs: '{ips}'
-spec:
-  nodeName: {node}
-  containers:
-    - name: c
-      image: busybox
-      ports: [{ports}]
-"#
-    )
-}
-
 /// The base cluster: namespaces default (team=blue) and other; pods
 /// default/client (node1), default/server (node1, named port http=8080),
 /// other/remote (node2).
 fn base() -> String {
-    let mut s = String::from(
+    let s = String::from(
         r#"---
 apiVersion: v1
 kind: Namespace
@@ -54,56 +31,17 @@ kind: Namespace
 metadata: {name: other}
 "#,
     );
-    s += &pod(
-        "default",
-        "client",
-        "app: client",
-        r#"["10.244.0.10","fd00::10"]"#,
-        "node1",
-        "",
-    );
-    s += &pod(
-        "default",
-        "server",
-        "app: server",
-        r#"["10.244.0.20","fd00::20"]"#,
-        "node1",
-        "{name: http, containerPort: 8080, protocol: TCP}",
-    );
-    s += &pod(
-        "other",
-        "remote",
-        "app: remote",
-        r#"["10.244.1.10"]"#,
-        "node2",
-        "",
-    );
-    s
+    s + &support::base_pods()
 }
 
 fn world(extra: &str) -> World {
-    let text = format!("{}{}", base(), extra);
-    let (docs, errs) = parse_stream(&text, FileId(0), Origin::default());
-    assert!(errs.is_empty(), "{errs:?}");
-    let mut diags = Diagnostics::new();
-    let resources = load_documents(&docs, &mut diags);
-    assert!(!diags.has_errors(), "{:?}", diags.sorted());
-    let node = |name: &str, ip: &str| NodeDef {
-        name: name.into(),
-        span: Span::UNKNOWN,
-        ip: ip.parse().unwrap(),
-        ipv6: None,
-        labels: BTreeMap::new(),
-        interfaces: vec!["eth0".into()],
-        ports: vec![],
-    };
-    let inv = Inventory {
-        cluster: ClusterConfig::default(),
-        nodes: vec![node("node1", NODE1), node("node2", NODE2)],
-        outside: vec![],
-        resources: resources.into_iter().map(|r| (r.key(), r)).collect(),
-    };
-    resolve(&inv)
+    support::world(
+        &format!("{}{}", base(), extra),
+        vec![
+            support::node("node1", NODE1, BTreeMap::new()),
+            support::node("node2", NODE2, BTreeMap::new()),
+        ],
+    )
 }
 
 fn ip(s: &str) -> IpAddr {

@@ -15,3 +15,4 @@ mod lab_plan; // the lab a scenario needs: pods over every step, servers, LB rou
 mod model; // the reference model: resolve + evaluate over small YAML worlds
 mod run; // plans, feed schedule, report rendering, JSON and JUnit shapes
 mod scenarios; // every scenario's model report, snapshotted; every expectation holds
+mod support; // the small hand-made cluster the model and compiler tests share
