@@ -3,17 +3,16 @@
 //! over 4 tiers (GNPs and NPs with selectors, nets, ports and a network set), flows
 //! pod→pod, pod→outside and outside→pod.
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use policylab::diag::{Diagnostics, FileId, Span};
-use policylab::inventory::{ClusterConfig, Inventory, NodeDef};
-use policylab::manifest::load_documents;
 use policylab::model::{evaluate, evaluate_fast, Flow, FlowSource, Proto};
-use policylab::resolve::{resolve, World};
-use policylab::yaml::{parse_stream, Origin};
+use policylab::resolve::World;
+
+#[path = "support/synthetic.rs"]
+#[allow(dead_code)] // the compiler benchmarks use `world`; this one its YAML loader
+mod synthetic;
 
 const PODS: usize = 60;
 
@@ -67,27 +66,7 @@ fn yaml(policies: usize) -> String {
 }
 
 fn world(policies: usize) -> World {
-    let text = yaml(policies);
-    let (docs, errs) = parse_stream(&text, FileId(0), Origin::default());
-    assert!(errs.is_empty());
-    let mut diags = Diagnostics::new();
-    let resources = load_documents(&docs, &mut diags);
-    assert!(!diags.has_errors(), "{:?}", diags.sorted());
-    let node = |name: &str, ip: &str| NodeDef {
-        name: name.into(),
-        span: Span::UNKNOWN,
-        ip: ip.parse().unwrap(),
-        ipv6: None,
-        labels: BTreeMap::new(),
-        interfaces: vec!["eth0".into()],
-        ports: vec![],
-    };
-    resolve(&Inventory {
-        cluster: ClusterConfig::default(),
-        nodes: vec![node("node1", "172.18.0.2"), node("node2", "172.18.0.3")],
-        outside: vec![],
-        resources: resources.into_iter().map(|r| (r.key(), r)).collect(),
-    })
+    synthetic::world_of_yaml(&yaml(policies))
 }
 
 fn flows(w: &World) -> Vec<Flow> {

@@ -3,6 +3,7 @@
 //! `pods` pods in 10 namespaces on 2 nodes (every pod with a named port), and
 //! `policies` policies over 4 tiers: GNPs with selector, network-set and named-port
 //! rules, and namespaced NPs with namespace selectors and port rules.
+//! `world_of_yaml` (two nodes) also loads the model benchmark's own world.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -69,8 +70,13 @@ fn yaml(pods: usize, policies: usize) -> String {
 
 /// The generated world.
 pub fn world(pods: usize, policies: usize) -> World {
-    let text = yaml(pods, policies);
-    let (docs, errs) = parse_stream(&text, FileId(0), Origin::default());
+    world_of_yaml(&yaml(pods, policies))
+}
+
+/// The world of the manifests in `text` on two nodes, node1 (172.18.0.2) and node2
+/// (172.18.0.3); the text must load without a problem.
+pub fn world_of_yaml(text: &str) -> World {
+    let (docs, errs) = parse_stream(text, FileId(0), Origin::default());
     assert!(errs.is_empty(), "{errs:?}");
     let mut diags = Diagnostics::new();
     let resources = load_documents(&docs, &mut diags);
