@@ -419,6 +419,18 @@ mod tests {
         list.iter().map(|s| s.parse().unwrap()).collect()
     }
 
+    /// `text` parses to the networks `want` with the per-line `problems`.
+    fn check(f: &FeedFormat, text: &str, want: &[&str], problems: &[(usize, &str)]) {
+        let got = parse(f, text).unwrap();
+        assert_eq!(got.nets, nets(want));
+        let p: Vec<(usize, &str)> = got
+            .problems
+            .iter()
+            .map(|p| (p.line.unwrap(), p.message.as_str()))
+            .collect();
+        assert_eq!(p, problems);
+    }
+
     fn csv_fmt(field: CsvField, header: bool) -> FeedFormat {
         FeedFormat::Csv(CsvFormat {
             field,
@@ -454,14 +466,7 @@ mod tests {
         #[case] want: &[&str],
         #[case] problems: &[(usize, &str)],
     ) {
-        let got = parse(&FeedFormat::NewlineDelimited, text).unwrap();
-        assert_eq!(got.nets, nets(want));
-        let p: Vec<(usize, &str)> = got
-            .problems
-            .iter()
-            .map(|p| (p.line.unwrap(), p.message.as_str()))
-            .collect();
-        assert_eq!(p, problems);
+        check(&FeedFormat::NewlineDelimited, text, want, problems);
     }
 
     #[test]
@@ -557,14 +562,7 @@ mod tests {
         #[case] want: &[&str],
         #[case] problems: &[(usize, &str)],
     ) {
-        let got = parse(&f, text).unwrap();
-        assert_eq!(got.nets, nets(want));
-        let p: Vec<(usize, &str)> = got
-            .problems
-            .iter()
-            .map(|p| (p.line.unwrap(), p.message.as_str()))
-            .collect();
-        assert_eq!(p, problems);
+        check(&f, text, want, problems);
     }
 
     #[test]
