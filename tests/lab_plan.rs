@@ -6,6 +6,7 @@ use std::path::Path;
 use policylab::diag::{Diagnostics, Sources};
 use policylab::inventory::Inventory;
 use policylab::lab::{self, LabPlan, ServerSpec};
+use policylab::resolve::{resolve, World};
 use policylab::scenario::{self, load_file};
 use rstest::rstest;
 
@@ -20,9 +21,10 @@ fn load(text: &str) -> scenario::Scenario {
 }
 
 fn plan(sc: &scenario::Scenario) -> Result<LabPlan, lab::FromStatesError> {
-    let states = sc.inventories();
-    let mut all: Vec<&Inventory> = vec![&sc.inventory0];
-    all.extend(states.iter());
+    let mut states = vec![sc.inventory0.clone()];
+    states.extend(sc.inventories());
+    let worlds: Vec<World> = states.iter().map(resolve).collect();
+    let all: Vec<(&Inventory, &World)> = states.iter().zip(&worlds).collect();
     lab::plan_for_states("t", &all)
 }
 

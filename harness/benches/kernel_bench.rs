@@ -199,7 +199,11 @@ async fn matrix_30x30() {
             .join(", ")
     );
     let plan = plan_text(&s, "matrix.yaml");
-    let states: Vec<_> = plan.steps.iter().map(|s| s.inventory.as_ref()).collect();
+    let states: Vec<_> = plan
+        .steps
+        .iter()
+        .map(|s| (s.inventory.as_ref(), s.world.as_ref()))
+        .collect();
     let lab_plan = policylab::lab::plan_for_states("bench-matrix", &states).expect("lab plan");
     let mut lab = KernelLab::build(&lab_plan, &[], &RunnerOptions::default())
         .await

@@ -1024,7 +1024,11 @@ pub fn label_for(name: &str) -> String {
 
 /// Runs a plan on the kernel. Must run inside a multi-thread tokio runtime.
 pub async fn run_plan(plan: &Plan, opts: &RunnerOptions) -> Result<KernelRun, RunnerError> {
-    let states: Vec<&Inventory> = plan.steps.iter().map(|s| s.inventory.as_ref()).collect();
+    let states: Vec<(&Inventory, &World)> = plan
+        .steps
+        .iter()
+        .map(|s| (s.inventory.as_ref(), s.world.as_ref()))
+        .collect();
     let lab_plan = lab::plan_for_states(&label_for(&plan.name), &states)?;
     let outside = plan
         .steps

@@ -377,7 +377,11 @@ fn kernel_and_model_agree_on_random_policies() {
         0,
     )
     .expect("the topology loads");
-    let states: Vec<_> = empty.steps.iter().map(|s| s.inventory.as_ref()).collect();
+    let states: Vec<_> = empty
+        .steps
+        .iter()
+        .map(|s| (s.inventory.as_ref(), s.world.as_ref()))
+        .collect();
     let lab_plan = policylab::lab::plan_for_states("diff", &states).expect("lab plan");
     let lab = std::cell::RefCell::new(
         rt.block_on(KernelLab::build(&lab_plan, &[], &RunnerOptions::default()))

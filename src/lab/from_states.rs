@@ -26,7 +26,7 @@ use super::{
 };
 use crate::inventory::{Inventory, L4};
 use crate::manifest::Body;
-use crate::resolve::{resolve, EndpointKind, World};
+use crate::resolve::{EndpointKind, World};
 
 /// Why a lab cannot be planned for a scenario.
 #[derive(Debug, thiserror::Error)]
@@ -96,9 +96,13 @@ fn pod_ports(inv: &Inventory) -> BTreeMap<(String, String), (bool, String, Vec<S
 }
 
 /// The lab for a scenario whose states (in step order, the initial one first) are
-/// `states`, with namespace prefix `prefix`.
-pub fn plan_for_states(prefix: &str, states: &[&Inventory]) -> Result<LabPlan, FromStatesError> {
-    let first = states.first().ok_or(FromStatesError::NoStates)?;
+/// `states`, each inventory with the world it resolves to (a run plan has both), with
+/// namespace prefix `prefix`.
+pub fn plan_for_states(
+    prefix: &str,
+    states: &[(&Inventory, &World)],
+) -> Result<LabPlan, FromStatesError> {
+    let (first, _) = states.first().ok_or(FromStatesError::NoStates)?;
     let mut nodes: BTreeMap<String, NodePlan> = BTreeMap::new();
     for (i, n) in first.nodes.iter().enumerate() {
         let mut plan = NodePlan::new(&n.name, n.ip);
@@ -141,8 +145,7 @@ pub fn plan_for_states(prefix: &str, states: &[&Inventory]) -> Result<LabPlan, F
 
     let mut pods: BTreeMap<(String, String), PodPlan> = BTreeMap::new();
     let mut lbs: BTreeMap<IpAddr, String> = BTreeMap::new();
-    for inv in states {
-        let world = resolve(inv);
+    for &(inv, world) in states {
         let ports = pod_ports(inv);
         for (_, (host_network, node, servers)) in ports.iter().filter(|(_, v)| v.0) {
             debug_assert!(*host_network);
@@ -192,7 +195,7 @@ pub fn plan_for_states(prefix: &str, states: &[&Inventory]) -> Result<LabPlan, F
                 }
             }
         }
-        for lb in load_balancer_routes(&world) {
+        for lb in load_balancer_routes(world) {
             lbs.entry(lb.address).or_insert(lb.node);
         }
     }
