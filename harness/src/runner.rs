@@ -9,7 +9,7 @@
 //!
 //! How a run goes:
 //! 1. The lab is built once ([`policylab::lab::plan_for_states`] over the plan's
-//!    step inventories: every pod of every step, servers, LB routes); dead runs'
+//!    step inventories and worlds: every pod of every step, servers, LB routes); dead runs'
 //!    namespaces are swept first ([`crate::netns::Lab::new`]).
 //! 2. In every node namespace NFLOG listeners bind the compiler's groups:
 //!    [`compile::NFLOG_GROUP_DENY`] (rules that drop: probes watch it to end
