@@ -59,6 +59,15 @@ impl Kernel {
     ) -> Result<Vec<Observation>, u8> {
         let run = match self.rt.block_on(runner::run_plan(plan, &self.opts)) {
             Ok(r) => r,
+            Err(e @ RunnerError::TableRejected { .. }) => {
+                // A table policylab compiled that nft refuses is policylab's bug,
+                // whatever the machine (README, exit codes).
+                eprintln!("scenario {}: {e}", plan.name);
+                eprintln!(
+                    "this is a bug in policylab (the compiler wrote a table nft does not take), not a problem of this machine: please report it with the scenario"
+                );
+                return Err(70);
+            }
             Err(e) => {
                 eprintln!("scenario {}: {e}", plan.name);
                 if matches!(

@@ -63,7 +63,7 @@ struct Outputs<'a> {
 
 /// Runs a plan's probes on a dataplane: one observation per probe, in
 /// [`Plan::probes`] order. The kernel prints every disagreement with the model on
-/// stderr (`disagreed` is then set); an `Err` is the exit code (3) after its
+/// stderr (`disagreed` is then set); an `Err` is the exit code (3, or 70 for a table nft rejected) after its
 /// message.
 fn observe(
     dataplane: Dataplane,
@@ -113,7 +113,7 @@ fn scenario_files(paths: &[PathBuf], diags: &mut Diagnostics) -> Vec<PathBuf> {
     out
 }
 
-/// Runs `run`; returns the exit code (0, 1, 2, 3 or 4).
+/// Runs `run`; returns the exit code (0, 1, 2, 3, 4 or 70).
 fn run_scenarios(
     paths: &[PathBuf],
     dataplane: Dataplane,
