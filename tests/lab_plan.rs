@@ -169,7 +169,7 @@ steps:
     let rendered = d.render(&s);
     assert!(
         rendered.starts_with(
-            "t/scenario.yaml:16:26: pod default/m was on node node-1 in an earlier step and would move to node node-2"
+            "t/scenario.yaml:15:24: pod default/m was on node node-1 in an earlier step and would move to node node-2"
         ),
         "{rendered}"
     );

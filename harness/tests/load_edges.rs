@@ -147,9 +147,8 @@ fn subdomain(seed: &str, len: usize) -> String {
         };
         parts.push(label(&format!("{seed}{i}"), take.max(1)));
         left -= take.max(1);
-        if left > 0 {
-            left -= 1;
-        }
+        // The dot before the next label.
+        left = left.saturating_sub(1);
         i += 1;
     }
     parts.join(".")
