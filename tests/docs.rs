@@ -1,14 +1,238 @@
-//! The documentation is tested: every `docs/<page>.md#<anchor>` and decision name
-//! cited anywhere in the repository exists, and nothing cites documents a clone
-//! does not have.
+//! The documentation is tested: every YAML block of `README.md` and `docs/*.md`
+//! runs, and every `docs/<page>.md#<anchor>` and decision name cited anywhere in
+//! the repository exists.
+//!
+//! A block's fence info string says what it is:
+//! - ```` ```yaml ````: a complete scenario (it has `steps:`) is loaded as
+//!   `policylab check` loads it, run on the model, and every expectation in it must
+//!   hold (it must have at least one); anything else is a manifest stream, checked
+//!   as `policylab check FILE` checks one (no error, no warning).
+//! - ```` ```yaml fragment ````: intentionally partial (`{ ... }` placeholders, a
+//!   step list without its cluster): it must parse as YAML.
+//! - ```` dir=PATH ```` (after `yaml`): relative paths in the block are resolved
+//!   from PATH (relative to the repository root) instead of the page's directory.
+//!
+//! A block is loaded with the page's line numbers, so a problem is reported at
+//! `docs/page.md:line:col`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use pulldown_cmark::{Event, Parser, Tag, TagEnd};
+use policylab::diag::{Diagnostics, Sources};
+use policylab::report::Report;
+use policylab::run::plan;
+use policylab::scenario::Step;
+use pulldown_cmark::{CodeBlockKind, Event, Parser, Tag, TagEnd};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The pages whose YAML blocks are checked: README.md and every `docs/*.md`.
+fn pages() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(root().join("docs"))
+        .expect("docs/")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .collect();
+    v.sort();
+    v.insert(0, root().join("README.md"));
+    v
+}
+
+/// One fenced code block: its info string, text and first line (1-based).
+struct Block {
+    info: String,
+    text: String,
+    line: usize,
+}
+
+fn blocks(md: &str) -> Vec<Block> {
+    let mut out = Vec::new();
+    let mut cur: Option<Block> = None;
+    for (ev, range) in Parser::new(md).into_offset_iter() {
+        match ev {
+            Event::Start(Tag::CodeBlock(CodeBlockKind::Fenced(info))) => {
+                // The block's text starts on the line after the fence.
+                let line = md[..range.start].matches('\n').count() + 2;
+                cur = Some(Block {
+                    info: info.to_string(),
+                    text: String::new(),
+                    line,
+                });
+            }
+            Event::Text(t) => {
+                if let Some(b) = cur.as_mut() {
+                    b.text.push_str(&t);
+                }
+            }
+            Event::End(TagEnd::CodeBlock) => out.extend(cur.take()),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// What a YAML block is, from its info string.
+enum Kind {
+    /// Complete scenario or manifests; relative paths from this directory.
+    Checked(PathBuf),
+    Fragment,
+}
+
+fn kind(page: &Path, info: &str) -> Result<Option<Kind>, String> {
+    let mut words = info.split_whitespace();
+    if words.next() != Some("yaml") {
+        return Ok(None);
+    }
+    let mut dir = page.parent().expect("page dir").to_path_buf();
+    let mut fragment = false;
+    for w in words {
+        match w {
+            "fragment" => fragment = true,
+            _ if w.starts_with("dir=") => dir = root().join(&w["dir=".len()..]),
+            _ => return Err(format!("unknown word `{w}` in the fence info `{info}`")),
+        }
+    }
+    Ok(Some(if fragment {
+        Kind::Fragment
+    } else {
+        Kind::Checked(dir)
+    }))
+}
+
+/// Checks one block; `Err` says what is wrong. Returns a short description.
+fn check_block(page: &Path, b: &Block) -> Result<Option<&'static str>, String> {
+    let Some(k) = kind(page, &b.info)? else {
+        return Ok(None);
+    };
+    // Padding keeps the page's line numbers in every message.
+    let text = format!("{}{}", "\n".repeat(b.line - 1), b.text);
+    let rel = page.strip_prefix(root()).unwrap_or(page);
+    let mut sources = Sources::new();
+    let mut diags = Diagnostics::new();
+    match k {
+        Kind::Fragment => {
+            let f = sources.add(rel, text.clone());
+            let (_, errs) =
+                policylab::yaml::parse_stream(&text, f, policylab::yaml::Origin::default());
+            diags.extend(errs);
+            if diags.has_errors() {
+                return Err(diags.render(&sources));
+            }
+            Ok(Some("fragment"))
+        }
+        Kind::Checked(dir) => {
+            // The block is registered under the page's name (messages say
+            // `docs/page.md:line:col`) in `dir`, for its relative paths. Tests run
+            // in the repository root, so relative paths are the ones to show.
+            let name = rel.file_name().unwrap_or_default();
+            let dir = dir.strip_prefix(root()).unwrap_or(&dir);
+            let f = sources.add(dir.join(name), text.clone());
+            if policylab::scenario::is_scenario_text(&text) {
+                let Some(sc) = policylab::scenario::load_file(&mut sources, f, &mut diags) else {
+                    return Err(diags.render(&sources));
+                };
+                if !diags.is_empty() {
+                    return Err(diags.render(&sources));
+                }
+                let expectations = sc
+                    .steps
+                    .iter()
+                    .filter(|s| match &s.value {
+                        Step::Probe(p) => p.expect.is_some(),
+                        Step::Matrix(m) => m.expect.is_some(),
+                        _ => false,
+                    })
+                    .count();
+                if expectations == 0 {
+                    return Err("a complete scenario without any `expect:` proves nothing".into());
+                }
+                let p = plan(&sc, &sources);
+                let r = Report::new(&p, &p.model_observations(), "model");
+                if r.exit_code() != 0 {
+                    return Err(format!(
+                        "an expectation does not hold on the model:\n{}",
+                        r.text()
+                    ));
+                }
+                Ok(Some("scenario"))
+            } else {
+                let (docs, errs) =
+                    policylab::yaml::parse_stream(&text, f, policylab::yaml::Origin::default());
+                diags.extend(errs);
+                let loaded = policylab::manifest::load_documents(&docs, &mut diags);
+                if !diags.is_empty() {
+                    return Err(diags.render(&sources));
+                }
+                if loaded.is_empty() {
+                    return Err(
+                        "no manifest in the block (mark partial YAML `yaml fragment`)".into(),
+                    );
+                }
+                Ok(Some("manifests"))
+            }
+        }
+    }
+}
+
+#[test]
+fn every_yaml_block_in_the_docs_is_checked() {
+    let mut problems = Vec::new();
+    let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+    for page in pages() {
+        let md = std::fs::read_to_string(&page).expect("read page");
+        let rel = page
+            .strip_prefix(root())
+            .unwrap_or(&page)
+            .display()
+            .to_string();
+        for b in blocks(&md) {
+            match check_block(&page, &b) {
+                Ok(Some(k)) => *counts.entry(k).or_default() += 1,
+                Ok(None) => {}
+                Err(e) => problems.push(format!("{rel}:{}: {e}", b.line)),
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+    // The pages hold complete recipes and manifests, not only fragments.
+    assert!(
+        counts.get("scenario").copied().unwrap_or(0) >= 6,
+        "{counts:?}"
+    );
+    assert!(
+        counts.get("manifests").copied().unwrap_or(0) >= 1,
+        "{counts:?}"
+    );
+    eprintln!("YAML blocks checked: {counts:?}");
+}
+
+/// A block that breaks is reported at its page line, and an expectation that does
+/// not hold fails the block: the checker can fail.
+#[test]
+fn a_wrong_block_fails_with_the_page_line() {
+    let page = root().join("docs/cookbook.md");
+    let bad = Block {
+        info: "yaml".into(),
+        text: "name: x\ncluster:\n  pods: [{name: a, ports: [{port: 80}]}, {name: b}]\nsteps:\n  - probe: b -> a:80\n    expect: deny\n".into(),
+        line: 10,
+    };
+    let e = check_block(&page, &bad).expect_err("the probe is allowed");
+    assert!(e.contains("does not hold"), "{e}");
+    let typo = Block {
+        info: "yaml".into(),
+        text: "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: x}\nspec:\n  selector: all()\n  ingress: [{action: Alow}]\n".into(),
+        line: 10,
+    };
+    let e = check_block(&page, &typo).expect_err("Alow is not an action");
+    assert!(e.contains("docs/cookbook.md:15:"), "{e}");
+    let info = Block {
+        info: "yaml fragmnet".into(),
+        text: "a: 1\n".into(),
+        line: 1,
+    };
+    assert!(check_block(&page, &info).is_err());
 }
 
 /// GitHub's anchor for a heading: lower case, punctuation dropped, spaces to `-`.
