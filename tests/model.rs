@@ -289,7 +289,12 @@ fn builtin_admin_tiers_pass_at_their_end() {
     assert_eq!(v, Verdict::Deny);
     assert_eq!(
         rule_by(by),
-        Some(("kube-baseline".into(), "baseline-deny".into(), 0, Action::Deny))
+        Some((
+            "kube-baseline".into(),
+            "baseline-deny".into(),
+            0,
+            Action::Deny
+        ))
     );
 }
 

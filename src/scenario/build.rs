@@ -1907,6 +1907,21 @@ impl Loader<'_> {
         }
     }
 
+    /// For a reference to a missing NetworkPolicy of one API group, the policy of
+    /// the same namespace and name in the other group, if it exists.
+    fn other_network_policy(&self, k: &ResourceKey) -> Option<ResourceKey> {
+        let other = match k.kind {
+            Kind::NetworkPolicy => Kind::K8sNetworkPolicy,
+            Kind::K8sNetworkPolicy => Kind::NetworkPolicy,
+            _ => return None,
+        };
+        let o = ResourceKey {
+            kind: other,
+            ..k.clone()
+        };
+        self.world.resources.contains_key(&o).then_some(o)
+    }
+
     fn delete_step(&mut self, v: &Node) -> Option<Step> {
         let before = self.diags.error_count();
         let (docs, mut refs) = self.manifest_docs(v, true);
@@ -1928,7 +1943,18 @@ impl Loader<'_> {
                 self.remove(&k);
                 keys.push(k);
             } else {
-                self.err(span, format!("{k} does not exist, so it cannot be deleted"));
+                let hint = self.other_network_policy(&k).map_or(String::new(), |o| {
+                    format!(
+                        " ({o} exists: `{}` names Calico's projectcalico.org/v3 NetworkPolicy, \
+                         `{}` the networking.k8s.io/v1 one)",
+                        Kind::NetworkPolicy.ref_name(),
+                        Kind::K8sNetworkPolicy.ref_name()
+                    )
+                });
+                self.err(
+                    span,
+                    format!("{k} does not exist, so it cannot be deleted{hint}"),
+                );
             }
         }
         (self.diags.error_count() == before).then_some(Step::Delete(keys))
@@ -1974,9 +2000,12 @@ impl Loader<'_> {
             return None;
         }
         if !self.world.resources.contains_key(&key) {
+            let hint = self
+                .other_network_policy(&key)
+                .map_or(String::new(), |o| format!(" ({o} exists: write `{o}`)"));
             self.err(
                 t.span,
-                format!("{key} does not exist, so it cannot be patched"),
+                format!("{key} does not exist, so it cannot be patched{hint}"),
             );
             return None;
         }
