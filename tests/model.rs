@@ -873,7 +873,7 @@ const UNTRACKED_EGRESS_ALLOW: &str = "  selector: role == 'host'\n  doNotTrack: 
 /// Untracked both ways for TCP 8000 (the request itself is untracked).
 const UNTRACKED_BOTH_8000: &str = "  selector: role == 'host'\n  doNotTrack: true\n  applyOnForward: true\n  types: [Ingress, Egress]\n  ingress: [{action: Allow, protocol: TCP, destination: {ports: [8000]}}]\n  egress: [{action: Allow, protocol: TCP, source: {ports: [8000]}}]\n";
 
-/// Decision 18: a tracked flow whose reply untracked policy allows is allowed and
+/// Decision `notracked-reply`: a tracked flow whose reply untracked policy allows is allowed and
 /// flagged where the reply is NOTRACKed; TCP is cut after the handshake, UDP and
 /// ICMP are not.
 #[rstest]
@@ -1211,7 +1211,7 @@ mod props {
     }
 }
 
-/// Decision 19: a packet to the sender's own address stays in its namespace (`lo`):
+/// Decision `own-address-local`: a packet to the sender's own address stays in its namespace (`lo`):
 /// no policy, even a deny-all one, sees it; an outside host reaching its own address
 /// is not unroutable.
 #[test]

@@ -872,7 +872,7 @@ impl KernelLab {
                     continue;
                 };
                 // A connected TCP probe: drops of its later segments (no SYN) come
-                // after the handshake that decided it (model decision 18).
+                // after the handshake that decided it (model decision `notracked-reply`).
                 if outcome == Outcome::Allow
                     && flow.protocol == ProbeProtocol::Tcp
                     && probe::is_post_handshake_tcp(&e.payload)

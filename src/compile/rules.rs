@@ -187,7 +187,7 @@ impl<'w> Sets<'w> {
 
     /// A `services:` match: destination sets hold `address . protocol . target
     /// port` of the service's endpoints; source sets hold the addresses only (§10.7,
-    /// decision 13). `None` when the service does not exist (never matches).
+    /// decision `services-rule-match`). `None` when the service does not exist (never matches).
     pub fn service(&mut self, ns: &str, svc: &str, source: bool, v6: bool) -> Option<Name> {
         let w = self.w;
         let s = w

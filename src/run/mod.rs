@@ -32,7 +32,7 @@
 //! - **Host-networked pods** (`spec.hostNetwork: true`) are not workload endpoints:
 //!   they have their node's addresses, their probes are the node's traffic, and
 //!   their declared ports are served on the node.
-//! - **Untracked reply of a tracked flow** (model decision 18): an `http` probe
+//! - **Untracked reply of a tracked flow** (model decision `notracked-reply`): an `http` probe
 //!   whose TCP reply is NOTRACKed where its request was tracked is `Deny`
 //!   ([`Decider::UntrackedReply`], the kernel's `ct state invalid` drop of the
 //!   client's ACK); a `tcp` probe (handshake only) is allowed, with a note; `udp`,
