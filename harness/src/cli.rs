@@ -21,7 +21,8 @@ pub enum Command {
     ///
     /// Every problem is printed as `file:line:col: message` with the offending line,
     /// then a summary `checked N scenarios: M problems`. Exit code 0 when there is no
-    /// problem, 2 when there is at least one.
+    /// problem, 2 when there is at least one (or nothing to check: no scenario or
+    /// manifest in the paths given, as for `run`).
     ///
     /// A PATH may be a file or a directory. Under a directory, every `*.yaml` /
     /// `*.yml` file (recursively) with a top-level `steps:` key is a scenario; other
@@ -47,7 +48,10 @@ pub enum Command {
     /// machine cannot run the kernel dataplane (not root, no nft, no network
     /// namespaces or veth; the message says what to do); 4 the kernel and the
     /// reference model disagreed (a bug in policylab: both traces are printed on
-    /// stderr); 70 an internal error (a bug in policylab).
+    /// stderr); 70 an internal error (a bug in policylab); 74 the report could not
+    /// be written. A closed stdout ends the run quietly (SIGPIPE) after the lab is
+    /// torn down. Scenario names must be unique in one run (pcap files and JUnit
+    /// suites are named after them).
     Run {
         /// Which dataplane runs the probes.
         #[arg(long, value_enum, default_value_t = Dataplane::Kernel)]

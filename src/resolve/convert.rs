@@ -546,7 +546,7 @@ pub(super) fn build(inv: &Inventory) -> World {
             world.endpoints[e].member_of[si / 64] |= 1u64 << (si % 64);
         }
     }
-    // Rule presence per family (§2.5).
+    // Rule presence per family (docs/semantics.md#ip-families).
     let mark = |r: &mut Rule| {
         r.absent_v4 = absent_for(r, false);
         r.absent_v6 = absent_for(r, true);
@@ -578,7 +578,7 @@ pub(super) fn build(inv: &Inventory) -> World {
     world
 }
 
-/// §2.5: a rule is not rendered for a family when its ipVersion differs, when a
+/// docs/semantics.md#ip-families: a rule is not rendered for a family when its ipVersion differs, when a
 /// non-empty nets/notNets list keeps no CIDR of that family, or when notNets holds
 /// that family's catch-all.
 fn absent_for(rule: &Rule, v6: bool) -> bool {
@@ -662,7 +662,7 @@ fn plans_for(tiers: &[Tier], e: &Endpoint) -> Plans {
             if !host && class != StageClass::Normal {
                 continue;
             }
-            // doNotTrack is ignored on `*` host endpoints (§1.6, §5.3).
+            // doNotTrack is ignored on `*` host endpoints (docs/semantics.md#donottrack).
             if class == StageClass::Untracked && e.interface.as_deref() == Some("*") {
                 continue;
             }
@@ -833,7 +833,7 @@ fn convert_rule(ctx: &mut Ctx, r: &RawRule, ns: &str) -> Rule {
     }
 }
 
-/// §2.4: the effective positive selector and the pass-through notSelector.
+/// docs/semantics.md#rule-selectors: the effective positive selector and the pass-through notSelector.
 fn convert_entity(ctx: &mut Ctx, e: Option<&EntityRule>, ns: &str) -> EntityMatch {
     let Some(e) = e else {
         return EntityMatch::default();
@@ -917,7 +917,7 @@ fn convert_entity(ctx: &mut Ctx, e: Option<&EntityRule>, ns: &str) -> EntityMatc
 }
 
 // ---------------------------------------------------------------------------------
-// Kubernetes NetworkPolicy (§1.9)
+// Kubernetes NetworkPolicy (docs/semantics.md#kubernetes-networkpolicy)
 
 fn k8s_selector(s: &LabelSelector, pod: bool) -> Option<Selector> {
     let mut parts: Vec<Expr> = Vec::new();
@@ -936,7 +936,7 @@ fn k8s_selector(s: &LabelSelector, pod: bool) -> Option<Selector> {
             "NotIn" => Expr::NotIn(key, values),
             "Exists" => Expr::Has(key),
             "DoesNotExist" => Expr::Not(Box::new(Expr::Has(key))),
-            _ => return None, // unconvertible: the rule is dropped (§1.9)
+            _ => return None, // unconvertible: the rule is dropped (docs/semantics.md#kubernetes-networkpolicy)
         });
     }
     Some(match parts.len() {

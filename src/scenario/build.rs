@@ -355,6 +355,7 @@ pub(super) fn load(
         return None;
     }
     let checked = super::schema::check(root, diags);
+    let name_span = root.get("name").map_or(root.span, |n| n.span);
     let name = match root.get("name") {
         Some(_) if checked.rejected("name") => String::new(),
         None => {
@@ -484,6 +485,7 @@ pub(super) fn load(
     }
     Some(Scenario {
         name,
+        name_span,
         description,
         file,
         vars: ld.vars.clone(),
