@@ -29,7 +29,8 @@ pub enum Command {
     ///
     /// Every problem is printed as `file:line:col: message` with the offending line,
     /// then a summary `checked N scenarios: M problems`. Exit code 0 when there is no
-    /// problem, 2 when there is at least one.
+    /// problem, 2 when there is at least one (or nothing to check: no scenario or
+    /// manifest in the paths given, as for `run`).
     ///
     /// A PATH may be a file or a directory. Under a directory, every `*.yaml` /
     /// `*.yml` file (recursively) with a top-level `steps:` key is a scenario; other
@@ -58,7 +59,10 @@ pub enum Command {
     /// machine cannot run the kernel dataplane (not root, no nft, no network
     /// namespaces or veth; the message says what to do); 4 the kernel and the
     /// reference model disagreed (a bug in policylab: both traces are printed on
-    /// stderr); 70 an internal error (a bug in policylab).
+    /// stderr); 70 an internal error (a bug in policylab); 74 the report could not
+    /// be written. A closed stdout ends the run quietly (SIGPIPE) after the lab is
+    /// torn down. Scenario names must be unique in one run (pcap files and JUnit
+    /// suites are named after them).
     ///
     /// The format, expectations and report: docs/scenario-format.md; how each
     /// verdict is decided: docs/semantics.md (both in the policylab repository).

@@ -350,13 +350,15 @@ pub(super) fn build(inv: &Inventory) -> World {
             },
         );
     }
-    tiers.entry("default".into()).or_insert_with(|| Tier {
-        name: "default".into(),
-        order: Some(DEFAULT_TIER_ORDER),
-        default_action: TierAction::Deny,
-        valid: true,
-        policies: vec![],
-    });
+    for (name, order, action) in BUILTIN_TIERS {
+        tiers.entry((*name).into()).or_insert_with(|| Tier {
+            name: (*name).into(),
+            order: Some(*order),
+            default_action: *action,
+            valid: true,
+            policies: vec![],
+        });
+    }
 
     // Policies.
     for r in inv.resources.values() {
