@@ -367,3 +367,62 @@ fn no_citation_of_documents_outside_the_repository() {
         .collect();
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
+
+/// Collects the property names and enum values of a schema node, recursively.
+fn schema_words(n: &policylab::yaml::Node, out: &mut BTreeSet<String>) {
+    if let Some(m) = n.as_map() {
+        for (k, v) in m {
+            match k.scalar_text() {
+                Some("properties") => {
+                    for (pk, pv) in v.as_map().unwrap_or_default() {
+                        out.extend(pk.scalar_text().map(str::to_string));
+                        schema_words(pv, out);
+                    }
+                }
+                Some("enum") => {
+                    for e in v.as_seq().unwrap_or_default() {
+                        out.extend(e.scalar_text().map(str::to_string));
+                    }
+                }
+                _ => schema_words(v, out),
+            }
+        }
+    } else if let Some(s) = n.as_seq() {
+        for x in s {
+            schema_words(x, out);
+        }
+    }
+}
+
+/// Nothing the loader accepts is undocumented: every key and enum value of the
+/// scenario schema (`src/schema/scenario.yaml`, which the loader runs first), every
+/// step verb and every kind a reference may name appear in docs/scenario-format.md.
+#[test]
+fn every_scenario_key_is_documented() {
+    let schema = std::fs::read_to_string(root().join("src/schema/scenario.yaml")).expect("schema");
+    let mut sources = Sources::new();
+    let f = sources.add("src/schema/scenario.yaml", schema.clone());
+    let (doc, errs) = policylab::yaml::parse_single(&schema, f);
+    assert!(errs.is_empty());
+    let mut words = BTreeSet::new();
+    schema_words(&doc.expect("schema document").root, &mut words);
+    // The step verbs are the `<Verb>Step` schemas' keys: already in `words`.
+    for (_, _, k) in policylab::manifest::Kind::ALL {
+        words.insert(k.ref_name().to_string());
+    }
+    assert!(words.len() > 60, "{words:?}");
+    let doc = std::fs::read_to_string(root().join("docs/scenario-format.md")).expect("page");
+    let missing: Vec<&String> = words
+        .iter()
+        .filter(|w| {
+            // Written as code (`key`, `Kind/...`) or as a key in an example.
+            !doc.contains(&format!("`{w}`"))
+                && !doc.contains(&format!("`{w}/"))
+                && !doc.contains(&format!("{w}:"))
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "undocumented in docs/scenario-format.md: {missing:?}"
+    );
+}
