@@ -198,7 +198,7 @@ fn every_yaml_block_in_the_docs_is_checked() {
     assert!(problems.is_empty(), "{}", problems.join("\n\n"));
     // The pages hold complete recipes and manifests, not only fragments.
     assert!(
-        counts.get("scenario").copied().unwrap_or(0) >= 6,
+        counts.get("scenario").copied().unwrap_or(0) >= 20,
         "{counts:?}"
     );
     assert!(
