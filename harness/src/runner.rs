@@ -144,6 +144,29 @@ pub enum RunnerError {
     Missing(String),
 }
 
+impl RunnerError {
+    /// The exit code a command ends with after this error.
+    pub fn exit(&self) -> crate::exit::Exit {
+        use crate::exit::Exit;
+        match self {
+            // The scenario asks for what a lab built once per run cannot be
+            // (a pod moving between nodes): invalid input, nothing was built.
+            RunnerError::Lab(_) => Exit::Invalid,
+            // The machine refused to build or run the lab.
+            RunnerError::Topology(_)
+            | RunnerError::Netns(_)
+            | RunnerError::Nflog(_)
+            | RunnerError::FeedServer(_)
+            | RunnerError::Nft { .. }
+            | RunnerError::Probe { .. }
+            | RunnerError::Capture(_) => Exit::Machine,
+            // The plan and the lab built from it do not match, or nft refused a
+            // table policylab compiled (decision kernel-table-rejected): a bug.
+            RunnerError::Missing(_) | RunnerError::TableRejected { .. } => Exit::Internal,
+        }
+    }
+}
+
 /// How to run.
 #[derive(Debug, Clone)]
 pub struct RunnerOptions {

@@ -39,7 +39,7 @@
 //! Endpoint chains (`cali-tw-<iface>`, `cali-fw-<iface>` for pods, dispatched with
 //! interface verdict maps; `cali-fh-`, `cali-th-`, `cali-fhfw-`, `cali-thfw-`,
 //! `cali-ufh-`, `cali-uth-`, `cali-dfh-` + `eth0` for the host endpoint) follow
-//! §6.3: clear the accept and pass marks; host endpoints: failsafes (decision `failsafe-stages`);
+//! docs/semantics.md#endpoint-chains: clear the accept and pass marks; host endpoints: failsafes (decision `failsafe-stages`);
 //! per tier: clear pass, `pass clear → jump <policy chain>`, `accept set → return`
 //! (untracked: `notrack accept`; pre-DNAT: `accept`), end of tier `pass clear →
 //! drop`; normal stages: profiles, then "no profile" drop; forward stages: default
@@ -56,14 +56,14 @@
 //! NFLOG, return`; Deny → `NFLOG, drop`; Log → NFLOG in [`NFLOG_GROUP_LOG_RULE`],
 //! processing continues.
 //!
-//! Sets (§6.4): selector sets `cali40s-<uid>` / `cali60s-<uid>` (Calico's names),
+//! Sets (docs/semantics.md#ip-sets): selector sets `cali40s-<uid>` / `cali60s-<uid>` (Calico's names),
 //! hash sets when every member is a single address, interval sets when a network
 //! set adds CIDRs; named ports `cali40n-…` (`address . protocol . port`); service
 //! matches `cali40svc-…` / `cali40svcnoport-…`; `cali40all-pods` (kube-proxy's "from a
 //! pod").
 //!
 //! # Marks
-//! [`MARK_ACCEPT`] 0x10000 and [`MARK_PASS`] 0x20000 (Calico's defaults, §6.2),
+//! [`MARK_ACCEPT`] 0x10000 and [`MARK_PASS`] 0x20000 (Calico's defaults, docs/semantics.md#marks),
 //! [`MARK_FORWARDED`] 0x80000 (set in FORWARD, read in POSTROUTING),
 //! [`MARK_MASQ`] 0x4000 (kube-proxy's masquerade bit).
 //!
@@ -125,9 +125,9 @@ pub fn action_group(action: Action) -> u16 {
         Action::Log => NFLOG_GROUP_LOG_RULE,
     }
 }
-/// Calico's accept mark (§6.2).
+/// Calico's accept mark (docs/semantics.md#marks).
 pub const MARK_ACCEPT: u32 = 0x10000;
-/// Calico's pass mark (§6.2).
+/// Calico's pass mark (docs/semantics.md#marks).
 pub const MARK_PASS: u32 = 0x20000;
 /// Set in filter FORWARD; filter POSTROUTING only polices forwarded packets.
 pub const MARK_FORWARDED: u32 = 0x80000;
@@ -400,7 +400,7 @@ impl<'w, 'l> NodeCx<'w, 'l> {
         name
     }
 
-    /// One endpoint's chain for one stage class and direction (§6.3).
+    /// One endpoint's chain for one stage class and direction (docs/semantics.md#endpoint-chains).
     fn endpoint_chain(
         &mut self,
         ep: usize,
@@ -418,7 +418,7 @@ impl<'w, 'l> NodeCx<'w, 'l> {
             vec![Statement::ClearMark(MARK_ACCEPT | MARK_PASS)],
             None,
         )];
-        // Failsafes (§5.6, decision `failsafe-stages`).
+        // Failsafes (docs/semantics.md#failsafe-ports, decision `failsafe-stages`).
         let (failsafe, logged): (Vec<Vec<Match>>, bool) = match stage {
             StageKind::HostNormalIngress => (failsafe_matches(FAILSAFE_INBOUND, Dir::Daddr), true),
             StageKind::HostNormalEgress => (failsafe_matches(FAILSAFE_OUTBOUND, Dir::Daddr), true),

@@ -9,7 +9,7 @@
 //!
 //! - [`evaluate`]: full trace. [`evaluate_fast`]: verdict, decider and the
 //!   untracked-reply flag (decision `notracked-reply`) only, without allocating. Both run the same code, generic over a trace sink.
-//! - [`explain`]: a readable walk-through. [`flow_log_policies`]: §8.1 policy strings.
+//! - [`explain`]: a readable walk-through. [`flow_log_policies`]: flow-log policy strings (docs/semantics.md#flow-log-records).
 //!
 //! Guarantees: pure, deterministic, never panics on a resolved world.
 //!
@@ -38,7 +38,7 @@ use crate::resolve::{Action, PolicyId, World};
 pub use decider::Decider;
 pub use explain::{explain, flow_log_policies, FlowLogPolicies};
 
-/// Default `FailsafeInboundHostPorts` (§5.6): (protocol number, port).
+/// Default `FailsafeInboundHostPorts` (docs/semantics.md#failsafe-ports): (protocol number, port).
 pub const FAILSAFE_INBOUND: &[(u8, u16)] = &[
     (6, 22),
     (17, 68),
@@ -50,7 +50,7 @@ pub const FAILSAFE_INBOUND: &[(u8, u16)] = &[
     (6, 6666),
     (6, 6667),
 ];
-/// Default `FailsafeOutboundHostPorts` (§5.6).
+/// Default `FailsafeOutboundHostPorts` (docs/semantics.md#failsafe-ports).
 pub const FAILSAFE_OUTBOUND: &[(u8, u16)] = &[
     (17, 53),
     (17, 67),
@@ -158,19 +158,19 @@ pub enum DecidedBy<'w> {
     Profile { name: &'w str, rule_index: usize },
     /// No tier gave a verdict and no profile rule matched: "Drop if no profiles matched".
     NoProfile,
-    /// A failsafe port on a host endpoint (§5.6).
+    /// A failsafe port on a host endpoint (docs/semantics.md#failsafe-ports).
     Failsafe,
-    /// Forwarded traffic with no applyOnForward policy deciding: allowed (§5.5).
+    /// Forwarded traffic with no applyOnForward policy deciding: allowed (decision `default-forward-allow`).
     DefaultForwardAllow,
     /// No Calico chain polices this hop (host → local pod, host → itself, an
     /// interface without a host endpoint, untracked/preDNAT stages without a verdict).
     NotPoliced,
-    /// Pod → its own host: `DefaultEndpointToHostAction` ACCEPT (§4.5).
+    /// Pod → its own host: `DefaultEndpointToHostAction` ACCEPT (decision `pod-to-own-host`).
     EndpointToHost,
     /// A service address with no (local) endpoint.
     NoServiceEndpoint,
     /// The flow was untracked (doNotTrack allow) but its replies are not allowed by
-    /// untracked policy in the other direction (§5.3).
+    /// untracked policy in the other direction (docs/semantics.md#donottrack).
     UntrackedReply,
     /// The destination is an address no hop of the modelled network delivers to.
     Unroutable,
@@ -226,7 +226,7 @@ pub enum Step<'w> {
         policy: &'w PolicyId,
     },
     /// A rule was tried. `mismatch` names the first field that did not match;
-    /// `absent` is set when the rule is not rendered for this IP family (§2.5).
+    /// `absent` is set when the rule is not rendered for this IP family (docs/semantics.md#ip-families).
     Rule {
         rule_index: usize,
         action: Action,

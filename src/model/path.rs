@@ -1,6 +1,7 @@
 //! The packet's path through the modelled network: which stages run, in which
-//! order, on which node (§4.5, §5), with service DNAT/SNAT and the reply check of
-//! untracked flows (§5.3).
+//! order, on which node (docs/semantics.md#combining-directions,
+//! docs/semantics.md#host-endpoints-and-stages), with service DNAT/SNAT and the reply check of
+//! untracked flows (docs/semantics.md#donottrack).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -667,7 +668,7 @@ impl<'w, S: Sink<'w>> Run<'w, '_, S> {
         self.dnat(node, &mut post)?;
         match self.locate(post.dst) {
             Loc::Pod(_, n) | Loc::Host(n) if n == node => {
-                // Host → local pod / itself: no Calico policy (§4.5, §5.5).
+                // Host → local pod / itself: no Calico policy (decision `host-to-local-not-policed`).
                 self.simple_stage(StageKind::Unpoliced, node, post, DecidedBy::NotPoliced);
                 self.apply_snat(node, &mut post);
                 self.deliver(post)

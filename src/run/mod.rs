@@ -162,7 +162,7 @@ pub struct Prediction {
     pub alerts: Vec<String>,
     pub logged: bool,
     pub log_lines: Vec<LogLine>,
-    /// §8.1 records, one per reporting stage.
+    /// Flow-log records (docs/semantics.md#flow-log-records), one per reporting stage.
     pub flow_logs: Vec<FlowLogRecord>,
     /// Why the outcome differs from the policy verdict (nothing listens, host down).
     pub note: Option<String>,
