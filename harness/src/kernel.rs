@@ -7,7 +7,7 @@ use std::path::Path;
 use policylab::diag::{Diagnostics, Sources};
 use policylab::run::{disagreements, Observation, Plan};
 use policylab_harness::exit::Exit;
-use policylab_harness::runner::{self, RunnerOptions};
+use policylab_harness::runner::{self, RunnerError, RunnerOptions};
 
 use crate::stdout::{out, outln};
 
