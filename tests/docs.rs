@@ -22,88 +22,17 @@ use policylab::diag::{Diagnostics, Sources};
 use policylab::report::Report;
 use policylab::run::plan;
 use policylab::scenario::Step;
-use pulldown_cmark::{CodeBlockKind, Event, Parser, Tag, TagEnd};
+use pulldown_cmark::{Event, Parser, Tag, TagEnd};
+
+use super::doc_blocks::{blocks, kind, pages, register, Block, Kind};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The pages whose YAML blocks are checked: README.md and every `docs/*.md`.
-fn pages() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(root().join("docs"))
-        .expect("docs/")
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "md"))
-        .collect();
-    v.sort();
-    v.insert(0, root().join("README.md"));
-    v
-}
-
-/// One fenced code block: its info string, text and first line (1-based).
-struct Block {
-    info: String,
-    text: String,
-    line: usize,
-}
-
-fn blocks(md: &str) -> Vec<Block> {
-    let mut out = Vec::new();
-    let mut cur: Option<Block> = None;
-    for (ev, range) in Parser::new(md).into_offset_iter() {
-        match ev {
-            Event::Start(Tag::CodeBlock(CodeBlockKind::Fenced(info))) => {
-                // The block's text starts on the line after the fence.
-                let line = md[..range.start].matches('\n').count() + 2;
-                cur = Some(Block {
-                    info: info.to_string(),
-                    text: String::new(),
-                    line,
-                });
-            }
-            Event::Text(t) => {
-                if let Some(b) = cur.as_mut() {
-                    b.text.push_str(&t);
-                }
-            }
-            Event::End(TagEnd::CodeBlock) => out.extend(cur.take()),
-            _ => {}
-        }
-    }
-    out
-}
-
-/// What a YAML block is, from its info string.
-enum Kind {
-    /// Complete scenario or manifests; relative paths from this directory.
-    Checked(PathBuf),
-    Fragment,
-}
-
-fn kind(page: &Path, info: &str) -> Result<Option<Kind>, String> {
-    let mut words = info.split_whitespace();
-    if words.next() != Some("yaml") {
-        return Ok(None);
-    }
-    let mut dir = page.parent().expect("page dir").to_path_buf();
-    let mut fragment = false;
-    for w in words {
-        match w {
-            "fragment" => fragment = true,
-            _ if w.starts_with("dir=") => dir = root().join(&w["dir=".len()..]),
-            _ => return Err(format!("unknown word `{w}` in the fence info `{info}`")),
-        }
-    }
-    Ok(Some(if fragment {
-        Kind::Fragment
-    } else {
-        Kind::Checked(dir)
-    }))
-}
-
 /// Checks one block; `Err` says what is wrong. Returns a short description.
 fn check_block(page: &Path, b: &Block) -> Result<Option<&'static str>, String> {
-    let Some(k) = kind(page, &b.info)? else {
+    let Some(k) = kind(&root(), page, &b.info)? else {
         return Ok(None);
     };
     // Padding keeps the page's line numbers in every message.
@@ -123,12 +52,7 @@ fn check_block(page: &Path, b: &Block) -> Result<Option<&'static str>, String> {
             Ok(Some("fragment"))
         }
         Kind::Checked(dir) => {
-            // The block is registered under the page's name (messages say
-            // `docs/page.md:line:col`) in `dir`, for its relative paths. Tests run
-            // in the repository root, so relative paths are the ones to show.
-            let name = rel.file_name().unwrap_or_default();
-            let dir = dir.strip_prefix(root()).unwrap_or(&dir);
-            let f = sources.add(dir.join(name), text.clone());
+            let f = register(&mut sources, &root(), page, &dir, b);
             if policylab::scenario::is_scenario_text(&text) {
                 let Some(sc) = policylab::scenario::load_file(&mut sources, f, &mut diags) else {
                     return Err(diags.render(&sources));
@@ -180,7 +104,7 @@ fn check_block(page: &Path, b: &Block) -> Result<Option<&'static str>, String> {
 fn every_yaml_block_in_the_docs_is_checked() {
     let mut problems = Vec::new();
     let mut counts = std::collections::BTreeMap::<&str, usize>::new();
-    for page in pages() {
+    for page in pages(&root()) {
         let md = std::fs::read_to_string(&page).expect("read page");
         let rel = page
             .strip_prefix(root())
