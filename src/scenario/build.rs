@@ -26,7 +26,7 @@ const VERBS: &[&str] = &[
     "apply", "create", "delete", "patch", "probe", "matrix", "serve", "advance", "fail", "recover",
 ];
 const PROBE_OPTIONS: &[&str] = &[
-    "expect", "status", "clientIP", "by", "alert", "logged", "timeout", "family",
+    "expect", "status", "clientIP", "by", "alert", "logged", "staged", "timeout", "family",
 ];
 const OWNER_ANNOTATION: &str = "policylab.dev/owner";
 /// The tiers that exist without being declared (decision `builtin-tiers`).
@@ -2346,6 +2346,19 @@ impl Loader<'_> {
                 None
             }
         });
+        // Decision `staged-preview`: the policy verdict with the staged policies enforced.
+        let staged = step.get("staged").and_then(|e| match e.scalar_text() {
+            Some("allow") => Some(Expect::Allow),
+            Some("deny") => Some(Expect::Deny),
+            Some("refused") => Some(Expect::Refused),
+            _ => {
+                self.err(
+                    e.span,
+                    format!("`staged` is allow, deny or refused, found {}", e.describe()),
+                );
+                None
+            }
+        });
         if self.diags.error_count() > before {
             return None;
         }
@@ -2362,6 +2375,7 @@ impl Loader<'_> {
             by,
             alert,
             logged,
+            staged,
         })
     }
 
