@@ -1460,6 +1460,9 @@ impl Loader<'_> {
         if let Body::Policy(spec) = &res.body {
             self.check_tier_exists(spec, res.span)?;
         }
+        if let Body::HostEndpoint(spec) = &res.body {
+            self.check_hep_interface(spec)?;
+        }
         if res.kind == Kind::Tier && create && BUILTIN_TIERS.contains(&key.name.as_str()) {
             self.err(
                 name_span,
@@ -1503,6 +1506,28 @@ impl Loader<'_> {
                 "tier {tier:?} does not exist: apply a Tier named {tier:?} first (Calico's API \
                  rejects a policy in a missing tier; the built-in tiers are {})",
                 BUILTIN_TIERS.join(", ")
+            ),
+        );
+        None
+    }
+
+    /// The lab's nodes carry their traffic on `eth0` only: a HostEndpoint for
+    /// another interface would police nothing, so it is an error rather than
+    /// silently ignored (decision `hep-interfaces`).
+    fn check_hep_interface(&mut self, spec: &crate::manifest::types::HostEndpointSpec) -> Option<()> {
+        let Some(i) = spec.interface_name.as_ref() else {
+            return Some(());
+        };
+        if matches!(i.value.as_str(), "" | "eth0" | "*") {
+            return Some(());
+        }
+        self.err(
+            i.span,
+            format!(
+                "interfaceName {:?}: the lab's nodes send and receive every packet on eth0 \
+                 (the uplink to the fabric), so a HostEndpoint on another interface would \
+                 police nothing; use \"eth0\" or \"*\"",
+                i.value
             ),
         );
         None
