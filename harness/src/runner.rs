@@ -403,6 +403,10 @@ fn path_order(events: &mut [KernelEvent]) {
 /// The deciding decider and the allowing ones, from path-ordered verdict events.
 fn attribute(world: &World, events: &[KernelEvent]) -> (Option<Decider>, Vec<Decider>) {
     let mut allowing: Vec<Decider> = Vec::new();
+    // The last allowing event, which the list (each decider once, at its first
+    // place) loses when a decider allows twice: a profile at the source's egress
+    // and again at the destination's ingress, with a forward stage between.
+    let mut last_allow = None;
     let mut deny = None;
     for e in events.iter().filter(|e| !e.log_rule) {
         let Some(t) = &e.tag else { continue };
@@ -411,6 +415,7 @@ fn attribute(world: &World, events: &[KernelEvent]) -> (Option<Decider>, Vec<Dec
                 if !allowing.contains(&t.decider) {
                     allowing.push(t.decider.clone());
                 }
+                last_allow = Some(t.decider.clone());
             }
             Effect::Deny => {
                 deny.get_or_insert_with(|| t.decider.clone());
@@ -420,7 +425,7 @@ fn attribute(world: &World, events: &[KernelEvent]) -> (Option<Decider>, Vec<Dec
     }
     match deny {
         Some(d) => (Some(d), Vec::new()),
-        None => (allowing.last().cloned(), allowing),
+        None => (last_allow, allowing),
     }
 }
 
@@ -1282,6 +1287,31 @@ mod tests {
         ];
         path_order(&mut fwd);
         assert_eq!(fwd[0].node, "node-1");
+    }
+
+    /// The same decider allowing twice (a profile at the source's egress and at the
+    /// destination's ingress) with another between: the last event decides, as in
+    /// the model, though the list holds each decider once (found by the conformance
+    /// case apply-on-forward-named-heps.yaml).
+    #[test]
+    fn a_decider_allowing_twice_decides_at_its_last_event() {
+        let w = world();
+        let profile = || Decider::Profile {
+            name: "kns.default".into(),
+            rule_index: 0,
+        };
+        let events = vec![
+            event("node-1", StageKind::WorkloadEgress, profile()),
+            event(
+                "node-2",
+                StageKind::HostForwardIngress,
+                Decider::DefaultForwardAllow,
+            ),
+            event("node-2", StageKind::WorkloadIngress, profile()),
+        ];
+        let (decider, allowing) = attribute(&w, &events);
+        assert_eq!(decider, Some(profile()));
+        assert_eq!(allowing, vec![profile(), Decider::DefaultForwardAllow]);
     }
 
     #[test]
