@@ -362,10 +362,9 @@ impl Report {
                     allowed_by: pred.allowing.iter().map(|d| d.to_string()).collect(),
                     alerts: pred.alerts.clone(),
                     note: pred.note.clone(),
-                    staged: pred
-                        .staged
-                        .differs
-                        .then(|| format!("would {} by {}", pred.staged.verdict, pred.staged.decider)),
+                    staged: pred.staged.differs.then(|| {
+                        format!("would {} by {}", pred.staged.verdict, pred.staged.decider)
+                    }),
                     observed: o,
                     checks,
                     disagreements: dis,

@@ -411,8 +411,7 @@ pub(super) fn build(inv: &Inventory, preview: bool) -> World {
         BTreeSet::new()
     };
     for r in inv.resources.values() {
-        if preview
-            && (replaced.contains(&r.key()) || staged_action(r).is_some_and(|a| a != "Set"))
+        if preview && (replaced.contains(&r.key()) || staged_action(r).is_some_and(|a| a != "Set"))
         {
             continue;
         }

@@ -158,23 +158,23 @@ pub(super) fn predict(
             differs: false,
         },
         Some(pw) => {
-        let p = model::evaluate(pw, &flow.model_flow());
-        // Decision `staged-preview`: the pending trace of each reporter that the
-        // enforced flow reached.
-        let pending = flowlog::records(pw, &p, flow);
-        for rec in &mut flow_logs {
-            // A reporter the previewed flow never reaches has an empty pending trace.
-            rec.pending_policies = pending
-                .iter()
-                .find(|x| x.reporter == rec.reporter)
-                .map(|pr| pr.policies.clone())
-                .unwrap_or_default();
-        }
-        StagedPreview {
-            verdict: policy_outcome(p.verdict),
-            decider: Decider::from(p.decided_by),
-            differs: p.verdict != d.verdict,
-        }
+            let p = model::evaluate(pw, &flow.model_flow());
+            // Decision `staged-preview`: the pending trace of each reporter that the
+            // enforced flow reached.
+            let pending = flowlog::records(pw, &p, flow);
+            for rec in &mut flow_logs {
+                // A reporter the previewed flow never reaches has an empty pending trace.
+                rec.pending_policies = pending
+                    .iter()
+                    .find(|x| x.reporter == rec.reporter)
+                    .map(|pr| pr.policies.clone())
+                    .unwrap_or_default();
+            }
+            StagedPreview {
+                verdict: policy_outcome(p.verdict),
+                decider: Decider::from(p.decided_by),
+                differs: p.verdict != d.verdict,
+            }
         }
     };
     let mut outcome = policy_outcome(d.verdict);

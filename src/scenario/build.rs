@@ -1570,7 +1570,10 @@ impl Loader<'_> {
     /// The lab's nodes carry their traffic on `eth0` only: a HostEndpoint for
     /// another interface would police nothing, so it is an error rather than
     /// silently ignored (decision `hep-interfaces`).
-    fn check_hep_interface(&mut self, spec: &crate::manifest::types::HostEndpointSpec) -> Option<()> {
+    fn check_hep_interface(
+        &mut self,
+        spec: &crate::manifest::types::HostEndpointSpec,
+    ) -> Option<()> {
         let Some(i) = spec.interface_name.as_ref() else {
             return Some(());
         };
