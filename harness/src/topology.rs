@@ -14,7 +14,8 @@
 //!   interface (created together with the pod's `eth0` in one RTM_NEWLINK whose peer is
 //!   put straight into the pod namespace) with `proxy_arp=1` (inherited from the
 //!   node's `conf/default`, switched off again on `eth0` and extra interfaces), `proxy_delay=0`,
-//!   [`GATEWAY_V6`], and a /32 (/128) route to the pod; forwarding on;
+//!   [`GATEWAY_V6`], and a /32 (/128) route to the pod; a blackhole route for each
+//!   of its pod CIDRs (Calico's for its IPAM blocks); forwarding on;
 //! - each pod: `eth0` with its /32 (/128), a link route to [`GATEWAY_V4`] and default
 //!   routes via [`GATEWAY_V4`] and [`GATEWAY_V6`], as Calico configures pods;
 //! - each outside host: `eth0` with its /32 (/128) addresses and default routes through
@@ -676,6 +677,23 @@ fn route_message(
     })
 }
 
+/// A blackhole route to `dest` (dropped without an ICMP error).
+async fn add_blackhole(h: &Handle, dest: IpNet, what: &str) -> Result<(), TopologyError> {
+    let msg = match dest {
+        IpNet::V4(d) => RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(d.addr(), d.prefix_len())
+            .kind(RouteType::BlackHole)
+            .build(),
+        IpNet::V6(d) => RouteMessageBuilder::<Ipv6Addr>::new()
+            .destination_prefix(d.addr(), d.prefix_len())
+            .kind(RouteType::BlackHole)
+            .build(),
+    };
+    h.route().add(msg).execute().await.map_err(nl(format!(
+        "adding the blackhole route to {dest} on {what}"
+    )))
+}
+
 fn host_net(a: IpAddr) -> IpNet {
     IpNet::from(a)
 }
@@ -786,7 +804,14 @@ async fn wire_fabric_and_nodes(
         for j in 0..n.interfaces.len() {
             link_up(h, EXTRA_BASE + j as u32, &what).await?;
         }
-        configure_leaf(h, &n.addresses(), v6.then_some(NODE_LINK_LOCAL_V6), &what).await
+        configure_leaf(h, &n.addresses(), v6.then_some(NODE_LINK_LOCAL_V6), &what).await?;
+        // As Calico (BIRD) does for a node's IPAM blocks: a free address of the
+        // node's pod range is dropped silently, not sent back to the fabric until
+        // its TTL runs out (decision `unroutable-address`).
+        for c in &n.pod_cidrs {
+            add_blackhole(h, *c, &what).await?;
+        }
+        Ok::<(), TopologyError>(())
     }))
     .await?;
     // The fabric's routes to each node.

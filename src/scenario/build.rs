@@ -75,6 +75,22 @@ impl World {
         self.cluster.node_pod_range_v6(idx)
     }
 
+    /// Whether a node, outside host, pod or service (cluster or load-balancer
+    /// address) has `ip` now.
+    fn holds(&self, ip: IpAddr) -> bool {
+        self.nodes
+            .iter()
+            .any(|n| IpAddr::V4(n.ip) == ip || n.ipv6.map(IpAddr::V6) == Some(ip))
+            || self.outside.iter().any(|h| h.ips.contains(&ip))
+            || self
+                .pod_ips
+                .iter()
+                .any(|(k, ips)| ips.contains(&ip) && self.resources.contains_key(k))
+            || self.svc_ips.iter().any(|(k, (c, l))| {
+                (*c == Some(ip) || *l == Some(ip)) && self.resources.contains_key(k)
+            })
+    }
+
     /// Every address in use and who holds it.
     fn taken(&self) -> BTreeMap<IpAddr, String> {
         let mut m = BTreeMap::new();
@@ -1986,7 +2002,20 @@ impl Loader<'_> {
     /// Resolves a written target and completes port and protocol.
     fn dest(&mut self, span: Span, d: &DestRef, family: Option<Family>) -> Option<(Dest, Family)> {
         let to = match &d.target {
-            TargetRef::Ip(ip) => Target::Ip(*ip),
+            TargetRef::Ip(ip) => {
+                if !self.world.holds(*ip) {
+                    // Decision `unroutable-address`.
+                    self.diags.warning(
+                        span,
+                        format!(
+                            "no pod, node, outside host or service has the address {ip} at this step: \
+                             the probe will be denied as unroutable (a mistyped address, or an outside \
+                             host missing from `outside:`?)"
+                        ),
+                    );
+                }
+                Target::Ip(*ip)
+            }
             TargetRef::Service { namespace, name } => {
                 if self.world.service(namespace, name).is_none() {
                     self.err(span, format!("unknown service `{namespace}/{name}`"));
