@@ -136,6 +136,28 @@ pub enum RunnerError {
     Missing(String),
 }
 
+impl RunnerError {
+    /// The exit code a command ends with after this error.
+    pub fn exit(&self) -> crate::exit::Exit {
+        use crate::exit::Exit;
+        match self {
+            // The scenario asks for what a lab built once per run cannot be
+            // (a pod moving between nodes): invalid input, nothing was built.
+            RunnerError::Lab(_) => Exit::Invalid,
+            // The machine refused to build or run the lab.
+            RunnerError::Topology(_)
+            | RunnerError::Netns(_)
+            | RunnerError::Nflog(_)
+            | RunnerError::FeedServer(_)
+            | RunnerError::Nft { .. }
+            | RunnerError::Probe { .. }
+            | RunnerError::Capture(_) => Exit::Machine,
+            // The plan and the lab built from it do not match: a bug.
+            RunnerError::Missing(_) => Exit::Internal,
+        }
+    }
+}
+
 /// How to run.
 #[derive(Debug, Clone)]
 pub struct RunnerOptions {
@@ -885,7 +907,7 @@ impl KernelLab {
                     continue;
                 };
                 // A connected TCP probe: drops of its later segments (no SYN) come
-                // after the handshake that decided it (model decision 18).
+                // after the handshake that decided it (model decision `notracked-reply`).
                 if outcome == Outcome::Allow
                     && flow.protocol == ProbeProtocol::Tcp
                     && probe::is_post_handshake_tcp(&e.payload)

@@ -6,7 +6,9 @@
 //!   failed hosts, refused ports, file servers' HTTP status);
 //! - `tests/scale/pods-1000-on-3-nodes.yaml`: 1,000 pods on 3 nodes (IPAM blocks,
 //!   static neighbours) and a 30x30 matrix, without a committed snapshot (its
-//!   report is compared with the model's).
+//!   report is compared with the model's);
+//! - `scenarios/conformance/**/*.yaml`: cases ported from upstream suites (no
+//!   snapshot: the kernel report must equal the model's, every expectation hold).
 
 mod common;
 
@@ -20,12 +22,22 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn yaml_files(dir: &str) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(root().join(dir))
-        .expect("scenario dir")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
+/// The `*.yaml` files of `dir` (and of its subfolders when `recursive`), sorted.
+fn yaml_files(dir: &str, recursive: bool) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    let mut todo = vec![root().join(dir)];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
+            let p = e.expect("dir entry").path();
+            if p.is_dir() {
+                if recursive {
+                    todo.push(p);
+                }
+            } else if p.extension().is_some_and(|e| e == "yaml") {
+                v.push(p);
+            }
+        }
+    }
     v.sort();
     v
 }
@@ -44,7 +56,9 @@ fn snapshot(test: &str, path: &Path) -> String {
 }
 
 /// Runs one scenario on the kernel; returns its problems (empty when it agrees).
-async fn run_one(path: &Path, snapshot_test: &str) -> (String, usize) {
+/// With a snapshot test name, the report must also equal that committed snapshot;
+/// without one, every expectation must hold.
+async fn run_one(path: &Path, snapshot_test: Option<&str>) -> (String, usize) {
     let mut sources = Sources::new();
     let mut diags = Diagnostics::new();
     let sc = policylab::scenario::load(&mut sources, path, &mut diags)
@@ -89,17 +103,28 @@ async fn run_one(path: &Path, snapshot_test: &str) -> (String, usize) {
             kernel.text()
         ));
     }
-    if kernel.text().trim_end() != snapshot(snapshot_test, path) {
-        problems.push_str("the kernel report differs from the committed model snapshot\n");
+    match snapshot_test {
+        Some(test) if kernel.text().trim_end() != snapshot(test, path) => {
+            problems.push_str("the kernel report differs from the committed model snapshot\n");
+        }
+        None if kernel.exit_code() != 0 => {
+            problems.push_str(&format!(
+                "an expectation did not hold:\n{}\n",
+                kernel.text()
+            ));
+        }
+        _ => {}
     }
     let ok_pulls = run.pulls.iter().filter(|p| p.result.is_ok()).count();
     (problems, ok_pulls)
 }
 
-async fn run_dir(dir: &str, snapshot_test: &str) -> usize {
+async fn run_dir(dir: &str, recursive: bool, snapshot_test: Option<&str>) -> usize {
     let mut failures = Vec::new();
     let mut pulled = 0;
-    for path in yaml_files(dir) {
+    let files = yaml_files(dir, recursive);
+    assert!(!files.is_empty(), "no scenarios under {dir}");
+    for path in files {
         let (problems, ok) = run_one(&path, snapshot_test).await;
         pulled += ok;
         if !problems.is_empty() {
@@ -115,7 +140,12 @@ async fn shipped_scenarios_agree_with_the_model() {
     if !common::kernel_ready("shipped_scenarios_agree_with_the_model") {
         return;
     }
-    let pulled = run_dir("scenarios", "shipped_scenarios_hold_on_the_model").await;
+    let pulled = run_dir(
+        "scenarios",
+        false,
+        Some("shipped_scenarios_hold_on_the_model"),
+    )
+    .await;
     assert!(
         pulled >= 2,
         "seeds 003 and 004 pull their feeds ({pulled} pulls)"
@@ -127,7 +157,20 @@ async fn runner_scenarios_agree_with_the_model() {
     if !common::kernel_ready("runner_scenarios_agree_with_the_model") {
         return;
     }
-    run_dir("tests/run_scenarios", "runner_scenarios_hold_on_the_model").await;
+    run_dir(
+        "tests/run_scenarios",
+        false,
+        Some("runner_scenarios_hold_on_the_model"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_scenarios_agree_with_the_model() {
+    if !common::kernel_ready("conformance_scenarios_agree_with_the_model") {
+        return;
+    }
+    run_dir("scenarios/conformance", true, None).await;
 }
 
 /// Issue 9 ("scale"): 1,000 pods on 3 nodes in /26 IPAM blocks, a 30x30 matrix,

@@ -350,13 +350,15 @@ pub(super) fn build(inv: &Inventory) -> World {
             },
         );
     }
-    tiers.entry("default".into()).or_insert_with(|| Tier {
-        name: "default".into(),
-        order: Some(DEFAULT_TIER_ORDER),
-        default_action: TierAction::Deny,
-        valid: true,
-        policies: vec![],
-    });
+    for (name, order, action) in BUILTIN_TIERS {
+        tiers.entry((*name).into()).or_insert_with(|| Tier {
+            name: (*name).into(),
+            order: Some(*order),
+            default_action: *action,
+            valid: true,
+            policies: vec![],
+        });
+    }
 
     // Policies.
     for r in inv.resources.values() {
@@ -544,7 +546,7 @@ pub(super) fn build(inv: &Inventory) -> World {
             world.endpoints[e].member_of[si / 64] |= 1u64 << (si % 64);
         }
     }
-    // Rule presence per family (§2.5).
+    // Rule presence per family (docs/semantics.md#ip-families).
     let mark = |r: &mut Rule| {
         r.absent_v4 = absent_for(r, false);
         r.absent_v6 = absent_for(r, true);
@@ -576,7 +578,7 @@ pub(super) fn build(inv: &Inventory) -> World {
     world
 }
 
-/// §2.5: a rule is not rendered for a family when its ipVersion differs, when a
+/// docs/semantics.md#ip-families: a rule is not rendered for a family when its ipVersion differs, when a
 /// non-empty nets/notNets list keeps no CIDR of that family, or when notNets holds
 /// that family's catch-all.
 fn absent_for(rule: &Rule, v6: bool) -> bool {
@@ -660,7 +662,7 @@ fn plans_for(tiers: &[Tier], e: &Endpoint) -> Plans {
             if !host && class != StageClass::Normal {
                 continue;
             }
-            // doNotTrack is ignored on `*` host endpoints (§1.6, §5.3).
+            // doNotTrack is ignored on `*` host endpoints (docs/semantics.md#donottrack).
             if class == StageClass::Untracked && e.interface.as_deref() == Some("*") {
                 continue;
             }
@@ -831,7 +833,7 @@ fn convert_rule(ctx: &mut Ctx, r: &RawRule, ns: &str) -> Rule {
     }
 }
 
-/// §2.4: the effective positive selector and the pass-through notSelector.
+/// docs/semantics.md#rule-selectors: the effective positive selector and the pass-through notSelector.
 fn convert_entity(ctx: &mut Ctx, e: Option<&EntityRule>, ns: &str) -> EntityMatch {
     let Some(e) = e else {
         return EntityMatch::default();
@@ -915,7 +917,7 @@ fn convert_entity(ctx: &mut Ctx, e: Option<&EntityRule>, ns: &str) -> EntityMatc
 }
 
 // ---------------------------------------------------------------------------------
-// Kubernetes NetworkPolicy (§1.9)
+// Kubernetes NetworkPolicy (docs/semantics.md#kubernetes-networkpolicy)
 
 fn k8s_selector(s: &LabelSelector, pod: bool) -> Option<Selector> {
     let mut parts: Vec<Expr> = Vec::new();
@@ -934,7 +936,7 @@ fn k8s_selector(s: &LabelSelector, pod: bool) -> Option<Selector> {
             "NotIn" => Expr::NotIn(key, values),
             "Exists" => Expr::Has(key),
             "DoesNotExist" => Expr::Not(Box::new(Expr::Has(key))),
-            _ => return None, // unconvertible: the rule is dropped (§1.9)
+            _ => return None, // unconvertible: the rule is dropped (docs/semantics.md#kubernetes-networkpolicy)
         });
     }
     Some(match parts.len() {

@@ -32,7 +32,7 @@
 //! - **Host-networked pods** (`spec.hostNetwork: true`) are not workload endpoints:
 //!   they have their node's addresses, their probes are the node's traffic, and
 //!   their declared ports are served on the node.
-//! - **Untracked reply of a tracked flow** (model decision 18): an `http` probe
+//! - **Untracked reply of a tracked flow** (model decision `notracked-reply`): an `http` probe
 //!   whose TCP reply is NOTRACKed where its request was tracked is `Deny`
 //!   ([`Decider::UntrackedReply`], the kernel's `ct state invalid` drop of the
 //!   client's ACK); a `tcp` probe (handshake only) is allowed, with a note; `udp`,
@@ -162,7 +162,7 @@ pub struct Prediction {
     pub alerts: Vec<String>,
     pub logged: bool,
     pub log_lines: Vec<LogLine>,
-    /// §8.1 records, one per reporting stage.
+    /// Flow-log records (docs/semantics.md#flow-log-records), one per reporting stage.
     pub flow_logs: Vec<FlowLogRecord>,
     /// Why the outcome differs from the policy verdict (nothing listens, host down).
     pub note: Option<String>,

@@ -18,6 +18,7 @@ use crate::diag::Span;
 use crate::inventory::{
     ClusterConfig, NodeDef, OutsideHost, PortDef, ServedFile, IP_ADDRS_ANNOTATION, L4,
 };
+use crate::manifest::types::PolicySpec;
 use crate::manifest::{load_document, load_document_in, Body, Kind};
 use crate::yaml::{from_node, parse_stream, Document, Node, Origin, Style, Value};
 
@@ -28,6 +29,16 @@ const PROBE_OPTIONS: &[&str] = &[
     "expect", "status", "clientIP", "by", "alert", "logged", "timeout", "family",
 ];
 const OWNER_ANNOTATION: &str = "policylab.dev/owner";
+/// The tiers that exist without being declared (decision `builtin-tiers`).
+const BUILTIN_TIERS: &[&str] = &["default", "kube-admin", "kube-baseline"];
+
+fn tier_key(name: &str) -> ResourceKey {
+    ResourceKey {
+        kind: Kind::Tier,
+        namespace: None,
+        name: name.to_string(),
+    }
+}
 
 fn one_of(list: &[&str]) -> String {
     let mut v = list.to_vec();
@@ -363,6 +374,7 @@ pub(super) fn load(
         return None;
     }
     let checked = super::schema::check(root, diags);
+    let name_span = root.get("name").map_or(root.span, |n| n.span);
     let name = match root.get("name") {
         Some(_) if checked.rejected("name") => String::new(),
         None => {
@@ -493,6 +505,7 @@ pub(super) fn load(
     }
     Some(Scenario {
         name,
+        name_span,
         description,
         file,
         vars: ld.vars.clone(),
@@ -1484,6 +1497,20 @@ impl Loader<'_> {
             );
             return None;
         }
+        if let Body::Policy(spec) = &res.body {
+            self.check_tier_exists(spec, res.span)?;
+        }
+        if res.kind == Kind::Tier && create && BUILTIN_TIERS.contains(&key.name.as_str()) {
+            self.err(
+                name_span,
+                format!(
+                    "{key} already exists: Calico creates the tiers {} itself (`create` does \
+                     not replace; use `apply`)",
+                    BUILTIN_TIERS.join(", ")
+                ),
+            );
+            return None;
+        }
         match res.kind {
             Kind::Pod => self.prepare_pod(&mut res, &key)?,
             Kind::Service => self.prepare_service(&mut res, &key)?,
@@ -1498,6 +1525,46 @@ impl Loader<'_> {
         }
         self.world.resources.insert(key, res.clone());
         Some(res)
+    }
+
+    /// A policy's tier must exist when the policy is written, as Calico's API
+    /// server requires (decision `builtin-tiers`); the built-in tiers always do.
+    fn check_tier_exists(&mut self, spec: &PolicySpec, span: Span) -> Option<()> {
+        let (tier, sp) = spec
+            .tier
+            .as_ref()
+            .map_or(("default", span), |t| (t.value.as_str(), t.span));
+        if BUILTIN_TIERS.contains(&tier) || self.world.resources.contains_key(&tier_key(tier)) {
+            return Some(());
+        }
+        self.err(
+            sp,
+            format!(
+                "tier {tier:?} does not exist: apply a Tier named {tier:?} first (Calico's API \
+                 rejects a policy in a missing tier; the built-in tiers are {})",
+                BUILTIN_TIERS.join(", ")
+            ),
+        );
+        None
+    }
+
+    /// Why a tier cannot be deleted now, as Calico's client refuses it
+    /// (libcalico-go/lib/clientv3/tier.go `Delete`; decision `builtin-tiers`).
+    fn tier_delete_problem(&self, name: &str) -> Option<String> {
+        if BUILTIN_TIERS.contains(&name) {
+            return Some(format!(
+                "the {name:?} tier is built in: Calico does not delete it"
+            ));
+        }
+        let user = self.world.resources.values().find(|r| match &r.body {
+            Body::Policy(spec) => spec.tier.as_ref().is_some_and(|t| t.value == name),
+            _ => false,
+        })?;
+        Some(format!(
+            "tier {name:?} is not empty ({} is in it): Calico cannot delete a non-empty tier; \
+             delete its policies first",
+            user.key()
+        ))
     }
 
     fn prepare_pod(&mut self, res: &mut Resource, key: &ResourceKey) -> Option<()> {
@@ -1972,6 +2039,21 @@ impl Loader<'_> {
         }
     }
 
+    /// For a reference to a missing NetworkPolicy of one API group, the policy of
+    /// the same namespace and name in the other group, if it exists.
+    fn other_network_policy(&self, k: &ResourceKey) -> Option<ResourceKey> {
+        let other = match k.kind {
+            Kind::NetworkPolicy => Kind::K8sNetworkPolicy,
+            Kind::K8sNetworkPolicy => Kind::NetworkPolicy,
+            _ => return None,
+        };
+        let o = ResourceKey {
+            kind: other,
+            ..k.clone()
+        };
+        self.world.resources.contains_key(&o).then_some(o)
+    }
+
     fn delete_step(&mut self, v: &Node) -> Option<Step> {
         let before = self.diags.error_count();
         let (docs, mut refs) = self.manifest_docs(v, true);
@@ -1983,11 +2065,28 @@ impl Loader<'_> {
         }
         let mut keys = Vec::new();
         for (k, span) in refs {
+            if k.kind == Kind::Tier {
+                if let Some(problem) = self.tier_delete_problem(&k.name) {
+                    self.err(span, format!("{k} cannot be deleted: {problem}"));
+                    continue;
+                }
+            }
             if self.world.resources.contains_key(&k) {
                 self.remove(&k);
                 keys.push(k);
             } else {
-                self.err(span, format!("{k} does not exist, so it cannot be deleted"));
+                let hint = self.other_network_policy(&k).map_or(String::new(), |o| {
+                    format!(
+                        " ({o} exists: `{}` names Calico's projectcalico.org/v3 NetworkPolicy, \
+                         `{}` the networking.k8s.io/v1 one)",
+                        Kind::NetworkPolicy.ref_name(),
+                        Kind::K8sNetworkPolicy.ref_name()
+                    )
+                });
+                self.err(
+                    span,
+                    format!("{k} does not exist, so it cannot be deleted{hint}"),
+                );
             }
         }
         (self.diags.error_count() == before).then_some(Step::Delete(keys))
@@ -2033,9 +2132,12 @@ impl Loader<'_> {
             return None;
         }
         if !self.world.resources.contains_key(&key) {
+            let hint = self
+                .other_network_policy(&key)
+                .map_or(String::new(), |o| format!(" ({o} exists: write `{o}`)"));
             self.err(
                 t.span,
-                format!("{key} does not exist, so it cannot be patched"),
+                format!("{key} does not exist, so it cannot be patched{hint}"),
             );
             return None;
         }
