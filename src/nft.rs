@@ -701,6 +701,73 @@ mod tests {
         Name::new(s).unwrap()
     }
 
+    /// nft takes comments of at most 128 bytes (checked on nft 1.0.6: 128 loads,
+    /// 129 is "comment too long"); a longer one is cut at a character boundary.
+    #[test]
+    fn comments_are_cut_to_nfts_limit() {
+        let fits = "a".repeat(COMMENT_MAX);
+        assert_eq!(comment_text(&fits), fits);
+        let long = "a".repeat(COMMENT_MAX + 1);
+        let cut = comment_text(&long);
+        assert_eq!(cut.len(), COMMENT_MAX);
+        assert!(cut.ends_with("..."));
+        let wide = "é".repeat(100); // 200 bytes
+        let cut = comment_text(&wide);
+        assert!(cut.len() <= COMMENT_MAX && cut.ends_with("..."), "{cut}");
+        assert_eq!(comment_text("say \"hi\""), "say 'hi'");
+        let r = Rule {
+            matches: vec![],
+            statements: vec![],
+            verdict: Some(Verdict::Accept),
+            comment: Some("x".repeat(300)),
+        };
+        let text = r.to_string();
+        let quoted = text
+            .split_once("comment ")
+            .map(|(_, c)| c)
+            .unwrap_or_default();
+        assert_eq!(quoted.len(), COMMENT_MAX + 2, "{text}");
+    }
+
+    /// A named interval set never holds overlapping elements (nft: "conflicting
+    /// intervals"): nested prefixes go, adjacent ones merge, the addresses stay.
+    #[test]
+    fn interval_sets_aggregate_their_prefixes() {
+        let net = |s: &str| Element::Net(s.parse().unwrap());
+        let s = Set::new(
+            n("s"),
+            SetType::Ipv4,
+            true,
+            vec![
+                net("10.244.1.0/24"),
+                net("10.244.1.10/32"),
+                Element::Addr("10.244.1.20".parse().unwrap()),
+                net("192.0.2.0/25"),
+                net("192.0.2.128/25"),
+                net("198.51.100.7/32"),
+            ],
+        );
+        assert_eq!(
+            s.elements(),
+            &[
+                net("10.244.1.0/24"),
+                net("192.0.2.0/24"),
+                net("198.51.100.7/32")
+            ]
+        );
+        // A hash set keeps its addresses as they are.
+        let h = Set::new(
+            n("h"),
+            SetType::Ipv4,
+            false,
+            vec![
+                Element::Addr("10.0.0.2".parse().unwrap()),
+                Element::Addr("10.0.0.1".parse().unwrap()),
+            ],
+        );
+        assert_eq!(h.elements().len(), 2);
+    }
+
     #[test]
     fn names_reject_keywords_and_odd_characters() {
         assert!(Name::new("pol-in-gnp-security.block").is_some());

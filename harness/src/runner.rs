@@ -1333,6 +1333,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn offending_lines_are_the_lines_nft_names() {
+        let script =
+            "table inet t {\n\tchain c {\n\t\tbad thing\n\t}\n}\nadd rule inet t x accept\n";
+        let stderr = "/dev/stdin:3:3-11: Error: syntax error\n\t\tbad thing\n\t\t^^^^^^^^^\n/dev/stdin:6:16-16: Error: Could not process rule: No such file or directory\n/dev/stdin:3:3-5: Error: again\n";
+        assert_eq!(
+            offending_lines(stderr, script),
+            "3: bad thing\n6: add rule inet t x accept\n"
+        );
+        assert_eq!(
+            offending_lines("nft: oops", script),
+            "(nft named no line)\n"
+        );
+    }
+
+    #[test]
+    fn pcap_parts_stay_short_and_distinct() {
+        let short = "default/web";
+        assert_eq!(pcap_part(short), "default_web");
+        let a = format!("{}a", "s".repeat(240));
+        let b = format!("{}b", "s".repeat(240));
+        let (pa, pb) = (pcap_part(&a), pcap_part(&b));
+        assert_eq!(pa.len(), PCAP_NAME_PART);
+        assert_ne!(pa, pb);
+        assert!(pa.starts_with("sss") && pa.contains('~'), "{pa}");
+        assert_eq!(pcap_part("läptop"), "l_ptop");
+    }
+
+    #[test]
     fn capabilities_are_read_from_cap_eff() {
         let root = "Name:\tx\nCapEff:\t000001ffffffffff\n";
         assert!(missing_capabilities(root).is_empty());

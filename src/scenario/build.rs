@@ -530,9 +530,18 @@ fn hostname_problems(h: &str) -> Vec<String> {
                 .into(),
         ];
     }
-    let mut out = crate::manifest::names::dns1123_subdomain(&h.to_ascii_lowercase());
-    if h.split('.').any(|l| l.len() > 63) {
-        out.push("each dot-separated label must be no more than 63 characters".into());
+    let lower = h.to_ascii_lowercase();
+    let mut out = Vec::new();
+    if h.len() > 253 {
+        out.push("must be no more than 253 characters".into());
+    }
+    if !crate::manifest::names::dns1123_subdomain(&lower).is_empty()
+        || h.split('.').any(|l| l.len() > 63)
+    {
+        out.push(
+            "must be a DNS name: dot-separated labels of 1 to 63 letters, digits or '-', each starting and ending with a letter or digit (any case)"
+                .into(),
+        );
     }
     out
 }
