@@ -57,6 +57,9 @@ struct World {
     docs: BTreeMap<ResourceKey, Node>,
     /// Addresses given to pods, kept when a pod is replaced.
     pod_ips: BTreeMap<ResourceKey, Vec<IpAddr>>,
+    /// The node each (not host-networked) pod was first placed on, kept after a
+    /// delete: the lab is built once per run, so a pod never changes node.
+    pod_nodes: BTreeMap<ResourceKey, String>,
     svc_ips: BTreeMap<ResourceKey, (Option<IpAddr>, Option<IpAddr>)>,
 }
 
@@ -448,6 +451,7 @@ pub(super) fn load(
             resources: BTreeMap::new(),
             docs: BTreeMap::new(),
             pod_ips: BTreeMap::new(),
+            pod_nodes: BTreeMap::new(),
             svc_ips: BTreeMap::new(),
         },
     };
@@ -495,6 +499,33 @@ pub(super) fn load(
     })
 }
 
+/// Why `h` cannot be one of an outside host's `hostnames:` (empty when it can): the
+/// feed puller resolves it and the lab's CA writes it into a certificate as a DNS
+/// name (an IA5String: ASCII only), so it must be an ASCII DNS name, any case
+/// (decision `scenario-names`).
+fn hostname_problems(h: &str) -> Vec<String> {
+    if !h.is_ascii() {
+        return vec![
+            "must be ASCII (a DNS name; write an internationalized name in its punycode form, `xn--...`)"
+                .into(),
+        ];
+    }
+    let lower = h.to_ascii_lowercase();
+    let mut out = Vec::new();
+    if h.len() > 253 {
+        out.push("must be no more than 253 characters".into());
+    }
+    if !crate::manifest::names::dns1123_subdomain(&lower).is_empty()
+        || h.split('.').any(|l| l.len() > 63)
+    {
+        out.push(
+            "must be a DNS name: dot-separated labels of 1 to 63 letters, digits or '-', each starting and ending with a letter or digit (any case)"
+                .into(),
+        );
+    }
+    out
+}
+
 /// Rebuilds the allocator's view of an inventory (addresses of pods and services
 /// as written into the resources), for reading probes against a later state.
 fn world_of(inv: &Inventory) -> World {
@@ -533,6 +564,7 @@ fn world_of(inv: &Inventory) -> World {
         resources: inv.resources.clone(),
         docs: BTreeMap::new(),
         pod_ips,
+        pod_nodes: BTreeMap::new(),
         svc_ips,
     }
 }
@@ -851,6 +883,11 @@ impl Loader<'_> {
                 );
                 continue;
             }
+            // A node is a Kubernetes Node: its name is a DNS-1123 subdomain
+            // (decision `scenario-names`).
+            if self.bad_name(&raw.name, "node") {
+                continue;
+            }
             let ip = match &raw.ip {
                 Some(s) => match parse_ip(s, self.diags) {
                     Some(IpAddr::V4(ip)) => ip,
@@ -913,6 +950,16 @@ impl Loader<'_> {
         }
     }
 
+    /// Reports a node or outside host name that is not a DNS-1123 subdomain
+    /// (decision `scenario-names`); true when it is not.
+    fn bad_name(&mut self, name: &Spanned<String>, what: &str) -> bool {
+        let problems = crate::manifest::names::dns1123_subdomain(&name.value);
+        for p in &problems {
+            self.err(name.span, format!("{what} name `{}`: {p}", name.value));
+        }
+        !problems.is_empty()
+    }
+
     /// An address must not be in the pod, service or fabric ranges (unless `fabric_ok`).
     fn check_not_in_ranges(&mut self, ip: IpAddr, span: Span, fabric_ok: bool) {
         let cl = &self.world.cluster;
@@ -970,6 +1017,15 @@ impl Loader<'_> {
             if self.world.outside.iter().any(|h| h.name == name) {
                 self.err(raw.name.span, format!("duplicate outside host `{name}`"));
                 continue;
+            }
+            // Decision `scenario-names`: probes name hosts in `FROM -> TO:PORT/PROTO`.
+            if self.bad_name(&raw.name, "outside host") {
+                continue;
+            }
+            for h in raw.hostnames.iter().flatten() {
+                for problem in hostname_problems(&h.value) {
+                    self.err(h.span, format!("hostname `{}`: {problem}", h.value));
+                }
             }
             let mut ips = Vec::new();
             match &ip_node {
@@ -1579,6 +1635,25 @@ impl Loader<'_> {
             // A host-networked pod has its node's addresses, not a pod address.
             return Some(());
         }
+        // Decision `pod-stays-on-its-node`: the lab is built once per run.
+        match self.world.pod_nodes.get(key) {
+            Some(was) if *was != node.value => {
+                self.err(
+                    node.span,
+                    format!(
+                        "pod {} was on node {was} in an earlier step and would move to node {}: policylab builds the lab once per run and cannot move a pod between nodes (give the pod on {} another name)",
+                        ns_name(key),
+                        node.value,
+                        node.value
+                    ),
+                );
+                return None;
+            }
+            Some(_) => {}
+            None => {
+                self.world.pod_nodes.insert(key.clone(), node.value.clone());
+            }
+        }
         let range4 = self.world.node_range_v4(idx);
         let range6 = self.world.node_range_v6(idx);
         let pinned = res
@@ -1660,6 +1735,18 @@ impl Loader<'_> {
                 }
             },
         };
+        if let Some(was) = self.world.pod_ips.get(key).filter(|was| **was != ips) {
+            let was: Vec<String> = was.iter().map(ToString::to_string).collect();
+            self.err(
+                res.span,
+                format!(
+                    "pod {} had the addresses {} in an earlier step: policylab builds the lab once per run and cannot readdress a pod (give the pod another name)",
+                    ns_name(key),
+                    was.join(", ")
+                ),
+            );
+            return None;
+        }
         let list: Vec<String> = ips.iter().map(ToString::to_string).collect();
         res.metadata
             .annotations
