@@ -505,6 +505,13 @@ impl<'w, S: Sink<'w>> Run<'w, '_, S> {
                 if external && !svc.local {
                     self.pending_snat = Some(here);
                 }
+                // Decision `service-hairpin`: kube-proxy marks a connection whose
+                // source is the chosen endpoint for masquerade, so the endpoint's
+                // reply comes back through the node.
+                let hairpin = pkt.src == pkt.dst;
+                if hairpin {
+                    self.pending_snat = Some(here);
+                }
                 if S::ON {
                     self.sink.step(Step::Note(format!(
                         "DNAT to {} {}:{} (first endpoint by name)",
@@ -512,6 +519,11 @@ impl<'w, S: Sink<'w>> Run<'w, '_, S> {
                         pkt.dst,
                         pkt.dst_port
                     )));
+                    if hairpin {
+                        self.sink.step(Step::Note(
+                            "hairpin: the endpoint is the client itself; kube-proxy masquerades it to the node's address".into(),
+                        ));
+                    }
                     self.sink.end(StageResult::Continue);
                 }
                 return Ok(());
