@@ -121,7 +121,7 @@ pub struct FeedList {
 }
 
 /// One skipped entry.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct LineProblem {
     /// 1-based line; `None` when the problem is not tied to one line (JSON values).
     pub line: Option<usize>,

@@ -15,6 +15,7 @@ mod docs; // README and docs/: every YAML block runs, every citation resolves
 mod fuzz; // bounded fuzzing of YAML reading and manifest loading: never a panic
 mod lab_plan; // the lab a scenario needs: pods over every step, servers, LB routes
 mod model; // the reference model: resolve + evaluate over small YAML worlds
+mod report_json; // the JSON format: version, checked-in schema, validation, deciders
 mod run; // plans, feed schedule, report rendering, JSON and JUnit shapes
 mod scenarios; // every scenario's model report, snapshotted; every expectation holds
 mod support; // the small hand-made cluster the model and compiler tests share

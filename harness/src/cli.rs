@@ -157,7 +157,7 @@ impl Dataplane {
 pub enum Format {
     /// The readable report (what snapshot tests store).
     Text,
-    /// A JSON array with one report per scenario.
+    /// JSON Lines: one report per scenario, one a line (docs/report-json.md).
     Json,
     /// JUnit XML: one test suite per scenario, one test case per probe.
     Junit,

@@ -293,9 +293,10 @@ fn run_scenarios(
             out!("{}", texts.join("\n"));
         }
         Format::Json => {
-            let json = serde_json::to_string_pretty(&reports)
-                .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
-            outln!("{json}");
+            // JSON Lines: one report a line (docs/report-json.md).
+            for r in &reports {
+                outln!("{}", r.json());
+            }
         }
         Format::Junit => {
             // A disagreement outside any probe (a feed's entries) is an error too.

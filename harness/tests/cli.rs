@@ -109,10 +109,14 @@ fn run_json_junit_and_flow_logs() {
         "scenarios/003-threat-feed.yaml",
     ]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
-    assert_eq!(v[0]["scenario"], "threat-feed-red-pod");
-    assert_eq!(v[0]["dataplane"], "model");
-    assert_eq!(v[0]["alerts"].as_array().map(Vec::len), Some(3));
+    // JSON Lines: one report a line, each `Report::json()`.
+    let out = stdout(&o);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v["format_version"], 1);
+    assert_eq!(v["scenario"], "threat-feed-red-pod");
+    assert!(v.get("dataplane").is_none(), "{v}");
+    assert_eq!(v["alerts"].as_array().map(Vec::len), Some(3));
     let lines = std::fs::read_to_string(&logs).unwrap();
     assert_eq!(lines.lines().count(), 3, "{lines}");
     let first: serde_json::Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();

@@ -168,3 +168,116 @@ mod tests {
         );
     }
 }
+
+/// A [`Decider`] in JSON (report format 1): what decided, as fields, with the
+/// report's text. Fields that do not apply are absent.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+pub struct DeciderJson {
+    /// `rule`, `end-of-tier`, `profile`, `no-profile`, `failsafe`,
+    /// `default-forward-allow`, `not-policed`, `endpoint-to-host`,
+    /// `no-service-endpoint`, `untracked-reply`, `unroutable` or `host-down`.
+    #[serde(rename = "type")]
+    pub kind_of_decider: &'static str,
+    /// The tier (`rule`, `end-of-tier`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    /// The resource that decided: `GlobalNetworkPolicy`, `NetworkPolicy`,
+    /// `KubernetesNetworkPolicy`, the `Staged...` kinds, or `Profile`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'static str>,
+    /// The policy's namespace (namespaced kinds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The policy or profile name as Calico names it (`security.block`,
+    /// `knp.default.x`, `kns.default`), or the outside host (`host-down`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The rule's index, 0-based as in flow logs (`rule`, `profile`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<usize>,
+    /// `allow`, `deny`, `log` or `pass` (`rule`, `end-of-tier`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<&'static str>,
+    /// The report's text for this decider.
+    pub text: String,
+}
+
+impl Decider {
+    /// The JSON form.
+    pub fn json(&self) -> DeciderJson {
+        let mut j = DeciderJson {
+            kind_of_decider: "",
+            tier: None,
+            kind: None,
+            namespace: None,
+            name: None,
+            rule: None,
+            action: None,
+            text: self.to_string(),
+        };
+        let policy = |j: &mut DeciderJson, p: &PolicyId| {
+            j.kind = Some(p.kind.key_name());
+            j.namespace = p.namespace.clone();
+            j.name = Some(p.name.clone());
+        };
+        match self {
+            Decider::Rule {
+                tier,
+                policy: p,
+                rule_index,
+                action,
+            } => {
+                j.kind_of_decider = "rule";
+                j.tier = Some(tier.clone());
+                policy(&mut j, p);
+                j.rule = Some(*rule_index);
+                j.action = Some(action.lower());
+            }
+            Decider::EndOfTier {
+                tier,
+                policy: p,
+                action,
+            } => {
+                j.kind_of_decider = "end-of-tier";
+                j.tier = Some(tier.clone());
+                policy(&mut j, p);
+                j.action = Some(action.lower());
+            }
+            Decider::Profile { name, rule_index } => {
+                j.kind_of_decider = "profile";
+                j.kind = Some("Profile");
+                j.name = Some(name.clone());
+                j.rule = Some(*rule_index);
+            }
+            Decider::NoProfile => j.kind_of_decider = "no-profile",
+            Decider::Failsafe => j.kind_of_decider = "failsafe",
+            Decider::DefaultForwardAllow => j.kind_of_decider = "default-forward-allow",
+            Decider::NotPoliced => j.kind_of_decider = "not-policed",
+            Decider::EndpointToHost => j.kind_of_decider = "endpoint-to-host",
+            Decider::NoServiceEndpoint => j.kind_of_decider = "no-service-endpoint",
+            Decider::UntrackedReply => j.kind_of_decider = "untracked-reply",
+            Decider::Unroutable => j.kind_of_decider = "unroutable",
+            Decider::HostDown { host } => {
+                j.kind_of_decider = "host-down";
+                j.name = Some(host.clone());
+            }
+        }
+        j
+    }
+}
+
+impl serde::Serialize for Decider {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.json().serialize(s)
+    }
+}
+
+impl schemars::JsonSchema for Decider {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Decider".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        DeciderJson::json_schema(generator)
+    }
+}

@@ -35,7 +35,7 @@ use std::net::IpAddr;
 
 use crate::resolve::{Action, PolicyId, World};
 
-pub use decider::Decider;
+pub use decider::{Decider, DeciderJson};
 pub use explain::{explain, flow_log_policies, FlowLogPolicies};
 
 /// Default `FailsafeInboundHostPorts` (docs/semantics.md#failsafe-ports): (protocol number, port).

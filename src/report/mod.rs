@@ -30,11 +30,24 @@ use crate::run::{
 };
 use crate::scenario::ByRef;
 
+/// The version of the JSON report format (`"format_version"`): raised when a
+/// field is removed or changes meaning; new fields keep it.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The JSON Schema of [`Report::json`], generated from the types (checked in as
+/// `docs/report.schema.json`).
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(Report);
+    let mut s = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
 /// A matrix cell the dataplane could not run.
 pub const NOT_RUN_CELL: char = '-';
 
 /// One expectation of a probe and whether it held.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Check {
     /// `expect`, `status`, `clientIP`, `by`, `alert`, `logged`.
     pub what: &'static str,
@@ -44,7 +57,7 @@ pub struct Check {
 }
 
 /// One probe in the report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ReportProbe {
     pub source: String,
     pub target: String,
@@ -57,6 +70,10 @@ pub struct ReportProbe {
     pub decided_by: String,
     /// Every allowing decider along the path (allowed probes).
     pub allowed_by: Vec<String>,
+    /// The model's decider as fields (`decided_by` is its `text`).
+    pub decider: Decider,
+    /// The allowing deciders as fields (`allowed_by` are their `text`s).
+    pub allowing: Vec<Decider>,
     pub alerts: Vec<String>,
     pub note: Option<String>,
     /// `would <verdict> by <decider>` when the staged policies would decide
@@ -77,7 +94,7 @@ impl ReportProbe {
 }
 
 /// A matrix as a truth table: rows are sources, columns targets.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct TruthTable {
     pub sources: Vec<String>,
     pub targets: Vec<String>,
@@ -87,7 +104,7 @@ pub struct TruthTable {
 }
 
 /// One step in the report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ReportStep {
     pub number: usize,
     pub line: u32,
@@ -99,7 +116,7 @@ pub struct ReportStep {
 }
 
 /// A threat-feed alert.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Alert {
     pub step: usize,
     pub feed: String,
@@ -111,7 +128,7 @@ pub struct Alert {
 }
 
 /// A flow-log record with the probe it belongs to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct FlowLogEntry {
     pub step: usize,
     pub probe: String,
@@ -120,14 +137,14 @@ pub struct FlowLogEntry {
 }
 
 /// A Log rule's line with the probe it belongs to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct LogEntry {
     pub step: usize,
     pub probe: String,
     pub line: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Summary {
     pub probes: usize,
     pub failed_probes: usize,
@@ -136,7 +153,7 @@ pub struct Summary {
     pub disagreements: usize,
     /// Probes the dataplane could not run (not in `probes`; see
     /// [`Observation::not_run`]).
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "is_zero", default)]
     pub not_run: usize,
 }
 
@@ -145,11 +162,15 @@ fn is_zero(n: &usize) -> bool {
 }
 
 /// The report of one scenario's run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Report {
+    /// [`FORMAT_VERSION`]: the JSON format's version (docs/report-json.md).
+    pub format_version: u32,
     pub scenario: String,
     pub description: Option<String>,
-    /// `model` or `kernel` (JSON and JUnit only; never in the text).
+    /// `model` or `kernel` (JUnit only: never in the text nor the JSON, which are
+    /// the same on both dataplanes when they agree).
+    #[serde(skip)]
     pub dataplane: String,
     pub steps: Vec<ReportStep>,
     /// Every feed's status at the end of the run.
@@ -364,6 +385,8 @@ impl Report {
                     cell: pp.cell,
                     decided_by: pred.decider.to_string(),
                     allowed_by: pred.allowing.iter().map(|d| d.to_string()).collect(),
+                    decider: pred.decider.clone(),
+                    allowing: pred.allowing.clone(),
                     alerts: pred.alerts.clone(),
                     note: pred.note.clone(),
                     staged: pred.staged.differs.then(|| {
@@ -418,6 +441,7 @@ impl Report {
             });
         }
         Report {
+            format_version: FORMAT_VERSION,
             scenario: plan.name.clone(),
             description: plan.description.clone(),
             dataplane: dataplane.to_string(),
@@ -449,9 +473,11 @@ impl Report {
         text::render(self)
     }
 
-    /// Pretty JSON of the whole report.
+    /// The report as JSON on one line (`policylab run --format json` prints one
+    /// a line, JSON Lines), valid against [`json_schema`] (docs/report-json.md).
     pub fn json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+        // Every map key is a string and every value serializable: this cannot fail.
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
     }
 
     /// JUnit XML: one test suite per scenario, one test case per probe, plus a

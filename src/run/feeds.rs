@@ -39,17 +39,18 @@ use crate::manifest::{Body, Kind, Resource, ResourceKey};
 pub const DEFAULT_PERIOD: Duration = Duration::from_secs(24 * 3600);
 
 /// One pull of one feed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct FeedPull {
     pub feed: String,
     /// Scenario time of the pull.
     #[serde(serialize_with = "ser_duration")]
+    #[schemars(with = "String")]
     pub at: Duration,
     pub url: String,
     pub result: PullResult,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase", tag = "result")]
 pub enum PullResult {
     Ok {
@@ -68,7 +69,7 @@ pub enum PullResult {
 }
 
 /// A feed's state after a step.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FeedStatus {
     pub name: String,
@@ -77,12 +78,15 @@ pub struct FeedStatus {
     /// `threatfeed.<name>` when the feed syncs into a GlobalNetworkSet and has a list.
     pub network_set: Option<String>,
     /// The current list (the last good pull's).
+    #[schemars(with = "Vec<String>")]
     pub nets: Vec<IpNet>,
     #[serde(serialize_with = "ser_duration_opt")]
+    #[schemars(with = "Option<String>")]
     pub last_successful_sync: Option<Duration>,
     /// The last pull's error, cleared by a good pull.
     pub error: Option<String>,
     #[serde(serialize_with = "ser_duration_opt")]
+    #[schemars(with = "Option<String>")]
     pub next_pull: Option<Duration>,
 }
 

@@ -17,7 +17,7 @@ use super::ProbeFlow;
 use crate::model::{flow_log_policies, Decision, StageKind, StageResult};
 use crate::resolve::{EndpointKind, World};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Reporter {
     Src,
@@ -25,7 +25,7 @@ pub enum Reporter {
 }
 
 /// `{type, namespace, name, aggregated_name}` of one end (docs/semantics.md#flow-log-records).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 pub struct EndpointMeta {
     /// `wep`, `hep`, `ns` or `net`.
     #[serde(rename = "type")]
@@ -49,7 +49,7 @@ impl std::fmt::Display for EndpointMeta {
 }
 
 /// One Felix flow-log record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct FlowLogRecord {
     pub reporter: Reporter,
     pub src_ip: IpAddr,

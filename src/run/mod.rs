@@ -66,7 +66,9 @@ pub use feeds::{FeedPull, FeedStatus, PullResult};
 pub use flowlog::{EndpointMeta, FlowLogRecord, Reporter};
 
 /// What a probe saw.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     Allow,
@@ -106,7 +108,7 @@ impl fmt::Display for Outcome {
 }
 
 /// A Log rule's line, dataplane-neutral.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema)]
 pub struct LogLine {
     pub src: IpAddr,
     pub dst: IpAddr,
@@ -184,15 +186,13 @@ pub struct StagedPreview {
 }
 
 /// What a dataplane saw for one probe.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Observation {
     pub outcome: Outcome,
     pub status: Option<u16>,
     pub client_ip_seen: Option<IpAddr>,
     /// Who decided, when the dataplane can tell (the kernel: from NFLOG).
-    #[serde(serialize_with = "ser_decider_opt")]
     pub decider: Option<Decider>,
-    #[serde(serialize_with = "ser_deciders")]
     pub allowing: Vec<Decider>,
     pub logged: bool,
     pub log_lines: Vec<LogLine>,
@@ -201,17 +201,6 @@ pub struct Observation {
     /// counts the probe apart, neither held nor failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_run: Option<String>,
-}
-
-fn ser_decider_opt<S: serde::Serializer>(d: &Option<Decider>, s: S) -> Result<S::Ok, S::Error> {
-    match d {
-        Some(d) => s.serialize_some(&d.to_string()),
-        None => s.serialize_none(),
-    }
-}
-
-fn ser_deciders<S: serde::Serializer>(d: &[Decider], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(d.iter().map(|x| x.to_string()))
 }
 
 impl Observation {
@@ -231,7 +220,7 @@ impl Observation {
 }
 
 /// One difference between a dataplane's observation and the model's prediction.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Disagreement {
     /// `outcome`, `status`, `clientIP`, `decider`, `logged`.
     pub what: &'static str,
@@ -302,7 +291,7 @@ pub fn disagreements(p: &Prediction, o: &Observation) -> Vec<Disagreement> {
 }
 
 /// The verb of a step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum StepAction {
     Apply,
