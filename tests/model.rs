@@ -1233,3 +1233,76 @@ fn a_flow_to_the_senders_own_address_is_not_policed() {
         (Verdict::Allow, DecidedBy::NotPoliced)
     );
 }
+
+// ---------------------------------------------------------------------------------
+// Defaults a real cluster adds (issue 10)
+
+fn knp(ns: &str, name: &str, spec: &str) -> String {
+    format!(
+        "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n{spec}"
+    )
+}
+
+/// Decision `namespace-name-label`: `kubernetes.io/metadata.name` is on every
+/// namespace without being written (here `other` has no labels at all).
+#[test]
+fn namespace_name_label_is_there_without_being_written() {
+    let extra = knp(
+        "default",
+        "from-other-only",
+        "  podSelector: {matchLabels: {app: server}}\n  ingress:\n    - from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: other}}}]\n",
+    );
+    let w = world(&extra);
+    let (v, _) = verdict(&w, &tcp(&w, "other/remote", "default/server", 8080));
+    assert_eq!(v, Verdict::Allow);
+    let (v, by) = verdict(&w, &tcp(&w, "default/client", "default/server", 8080));
+    assert_eq!(v, Verdict::Deny);
+    assert!(
+        matches!(
+            by,
+            DecidedBy::EndOfTier {
+                tier: "default",
+                ..
+            }
+        ),
+        "{by:?}"
+    );
+    // Calico's recommended global default deny excludes namespaces by that label.
+    let extra = gnp(
+        "default-deny",
+        "  namespaceSelector: kubernetes.io/metadata.name not in {\"other\"}\n  types: [Ingress]\n",
+    );
+    let w = world(&extra);
+    let (v, _) = verdict(&w, &tcp(&w, "default/server", "other/remote", 8080));
+    assert_eq!(v, Verdict::Allow);
+    let (v, _) = verdict(&w, &tcp(&w, "other/remote", "default/server", 8080));
+    assert_eq!(v, Verdict::Deny);
+}
+
+/// Decision `k8s-policy-types-default`: without `policyTypes`, a policy with egress
+/// rules governs egress too (and ingress, always).
+#[rstest]
+#[case::without_policy_types("", true)]
+#[case::ingress_only("  policyTypes: [Ingress]\n", false)]
+fn k8s_policy_types_default(#[case] types: &str, #[case] egress_governed: bool) {
+    let extra = knp(
+        "default",
+        "client-to-other",
+        &format!("  podSelector: {{matchLabels: {{app: client}}}}\n{types}  egress:\n    - to: [{{namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: other}}}}}}]\n"),
+    );
+    let w = world(&extra);
+    let (v, _) = verdict(&w, &tcp(&w, "default/client", "other/remote", 8080));
+    assert_eq!(v, Verdict::Allow);
+    let (v, _) = verdict(&w, &tcp(&w, "default/client", "default/server", 8080));
+    assert_eq!(
+        v,
+        if egress_governed {
+            Verdict::Deny
+        } else {
+            Verdict::Allow
+        }
+    );
+    // Ingress to the client is isolated either way (no ingress rule).
+    let (v, _) = verdict(&w, &tcp(&w, "default/server", "default/client", 8080));
+    assert_eq!(v, Verdict::Deny);
+}

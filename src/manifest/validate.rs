@@ -212,6 +212,7 @@ struct V<'c, 'a, 'd> {
 }
 
 const NAMESPACE_LABEL: &str = "projectcalico.org/namespace";
+use crate::resolve::NAMESPACE_NAME_LABEL;
 const GLOBAL_ONLY_IN_NS_SELECTOR: &str =
     "global() can only be used in an EntityRule namespaceSelector";
 
@@ -334,6 +335,21 @@ impl V<'_, '_, '_> {
         if let Some(labels) = &m.labels {
             let reserved = matches!(kind, Kind::NetworkSet | Kind::GlobalNetworkSet);
             self.labels(&meta.key("labels"), labels, reserved);
+            // Decision `namespace-name-label`: the API server owns this label.
+            if kind == Kind::Namespace {
+                if let Some(v) = labels.get(NAMESPACE_NAME_LABEL) {
+                    if v.value != m.name() {
+                        self.err(
+                            v.span,
+                            &meta.key("labels").key(NAMESPACE_NAME_LABEL),
+                            format!(
+                                "must be {:?}: the API server sets {NAMESPACE_NAME_LABEL} to the namespace's name and it cannot be changed",
+                                m.name()
+                            ),
+                        );
+                    }
+                }
+            }
         }
         if let Some(ann) = &m.annotations {
             let path = meta.key("annotations");
@@ -1590,7 +1606,10 @@ impl V<'_, '_, '_> {
             match &p.name {
                 Some(n) if !n.is_empty() => {
                     let span = self.near(&pp.key("name"));
-                    for why in port_name_problems(n) {
+                    // A Service port name is a DNS-1123 label (up to 63 characters,
+                    // `ValidateDNS1123Label` in the Service validator); the
+                    // 15-character IANA_SVC_NAME rule is for container ports.
+                    for why in names::dns1123_label(n) {
                         self.err(span, &pp.key("name"), why);
                     }
                     if !names_seen.insert(n.clone()) {

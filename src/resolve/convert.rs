@@ -120,6 +120,10 @@ pub(super) fn build(inv: &Inventory) -> World {
             sa_labels.entry((ns, pod_sa(p))).or_default();
         }
     }
+    // Decision `namespace-name-label`: every Namespace carries its name as a label.
+    for (ns, labels) in ns_labels.iter_mut() {
+        labels.insert(NAMESPACE_NAME_LABEL.into(), ns.clone());
+    }
     for (ns, labels) in &ns_labels {
         let mut apply: BTreeMap<String, String> = labels
             .iter()
@@ -956,6 +960,8 @@ fn k8s_policy(ctx: &mut Ctx, r: &Resource, spec: &K8sNetworkPolicySpec) -> Polic
         pod_sel,
         expr_sel(Expr::Eq(LABEL_NAMESPACE.into(), ns.clone())),
     );
+    // Decision `k8s-policy-types-default`: the API server's defaulting, before
+    // Calico's conversion sees the policy.
     let types = match &spec.policy_types {
         Some(t) if !t.is_empty() => Types {
             ingress: t.iter().any(|x| x.value == "Ingress"),
@@ -963,7 +969,7 @@ fn k8s_policy(ctx: &mut Ctx, r: &Resource, spec: &K8sNetworkPolicySpec) -> Polic
         },
         _ => Types {
             ingress: true,
-            egress: false,
+            egress: spec.egress.as_ref().is_some_and(|e| !e.is_empty()),
         },
     };
     let mut ingress = Vec::new();

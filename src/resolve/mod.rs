@@ -35,6 +35,8 @@ pub const LABEL_NAMESPACE: &str = "projectcalico.org/namespace";
 pub const LABEL_ORCHESTRATOR: &str = "projectcalico.org/orchestrator";
 pub const LABEL_SERVICE_ACCOUNT: &str = "projectcalico.org/serviceaccount";
 pub const LABEL_NAME: &str = "projectcalico.org/name";
+/// The label the API server puts on every Namespace (decision `namespace-name-label`).
+pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 /// The static allow-all profile auto host endpoints carry.
 pub const DEFAULT_ALLOW_PROFILE: &str = "projectcalico-default-allow";
 /// Order of the implicit `default` tier (§1.4).
