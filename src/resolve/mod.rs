@@ -41,6 +41,10 @@ pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 pub const DEFAULT_ALLOW_PROFILE: &str = "projectcalico-default-allow";
 /// Order of the implicit `default` tier (§1.4).
 pub const DEFAULT_TIER_ORDER: f64 = 1_000_000.0;
+/// The tier Calico enforces AdminNetworkPolicy in (decision `admin-network-policy`).
+pub const KUBE_ADMIN_TIER: &str = "kube-admin";
+/// The tier Calico enforces BaselineAdminNetworkPolicy in.
+pub const KUBE_BASELINE_TIER: &str = "kube-baseline";
 
 /// Everything the evaluator needs, derived once from an inventory.
 #[derive(Debug, Clone, Default)]
@@ -249,6 +253,10 @@ pub enum PolicyKind {
     StagedNetworkPolicy,
     StagedGlobalNetworkPolicy,
     KubernetesNetworkPolicy,
+    /// policy.networking.k8s.io AdminNetworkPolicy (tier `kube-admin`).
+    KubernetesAdminNetworkPolicy,
+    /// policy.networking.k8s.io BaselineAdminNetworkPolicy (tier `kube-baseline`).
+    KubernetesBaselineAdminNetworkPolicy,
 }
 
 impl PolicyKind {
@@ -260,6 +268,10 @@ impl PolicyKind {
             PolicyKind::StagedNetworkPolicy => "StagedNetworkPolicy",
             PolicyKind::StagedGlobalNetworkPolicy => "StagedGlobalNetworkPolicy",
             PolicyKind::KubernetesNetworkPolicy => "KubernetesNetworkPolicy",
+            PolicyKind::KubernetesAdminNetworkPolicy => "KubernetesAdminNetworkPolicy",
+            PolicyKind::KubernetesBaselineAdminNetworkPolicy => {
+                "KubernetesBaselineAdminNetworkPolicy"
+            }
         }
     }
 
@@ -271,6 +283,8 @@ impl PolicyKind {
             PolicyKind::StagedNetworkPolicy => "snp",
             PolicyKind::StagedGlobalNetworkPolicy => "sgnp",
             PolicyKind::KubernetesNetworkPolicy => "knp",
+            PolicyKind::KubernetesAdminNetworkPolicy => "kanp",
+            PolicyKind::KubernetesBaselineAdminNetworkPolicy => "kbanp",
         }
     }
 
