@@ -290,6 +290,21 @@ pub struct Table {
     pub chains: Vec<Chain>,
 }
 
+/// nft refuses comments over 128 bytes ("comment too long"); long ones (chain
+/// comments naming a policy with a long namespace and name) keep their head and
+/// end in `...`.
+pub(crate) fn comment_text(s: &str) -> std::borrow::Cow<'_, str> {
+    const MAX: usize = 128;
+    if s.len() <= MAX {
+        return s.into();
+    }
+    let mut end = MAX - 3;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end]).into()
+}
+
 fn quote(s: &str) -> String {
     // nft strings cannot contain a double quote; policylab never emits one but user
     // text (policy names in comments) is filtered to stay loadable.
@@ -494,7 +509,7 @@ impl fmt::Display for Rule {
             parts.push(v.to_string());
         }
         if let Some(c) = &self.comment {
-            parts.push(format!("comment {}", quote(c)));
+            parts.push(format!("comment {}", quote(&comment_text(c))));
         }
         f.write_str(&parts.join(" "))
     }
@@ -530,7 +545,7 @@ impl fmt::Display for Table {
                 let _ = writeln!(out, "\t\tflags interval");
             }
             if let Some(c) = &s.comment {
-                let _ = writeln!(out, "\t\tcomment {}", quote(c));
+                let _ = writeln!(out, "\t\tcomment {}", quote(&comment_text(c)));
             }
             if !s.elements.is_empty() {
                 let items: Vec<String> = s.elements.iter().map(ToString::to_string).collect();
@@ -541,7 +556,7 @@ impl fmt::Display for Table {
         for c in &self.chains {
             let _ = writeln!(out, "\tchain {} {{", c.name);
             if let Some(cm) = &c.comment {
-                let _ = writeln!(out, "\t\tcomment {}", quote(cm));
+                let _ = writeln!(out, "\t\tcomment {}", quote(&comment_text(cm)));
             }
             if let Some(b) = &c.base {
                 let ty = match b.chain_type {
@@ -663,6 +678,19 @@ mod tests {
         assert!(Name::new("a b").is_none());
         assert!(Name::new("1abc").is_none());
         assert!(Name::new("").is_none());
+    }
+
+    #[test]
+    fn long_comments_are_cut_to_what_nft_accepts() {
+        let long = format!("rules of knp:{}/{}", "n".repeat(63), "p".repeat(63));
+        let cut = comment_text(&long);
+        assert_eq!(cut.len(), 128);
+        assert!(cut.ends_with("..."));
+        assert!(long.starts_with(&cut[..125]));
+        assert_eq!(comment_text("short"), "short");
+        // A multi-byte character at the cut is not split.
+        let wide = "é".repeat(100);
+        assert!(comment_text(&wide).len() <= 128);
     }
 
     #[test]
