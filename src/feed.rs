@@ -1,5 +1,5 @@
 //! This module deals with threat-feed lists: the text a GlobalThreatFeed pulls over
-//! HTTP, parsed into the addresses of its GlobalNetworkSet (calico-semantics §1.10).
+//! HTTP, parsed into the addresses of its GlobalNetworkSet (docs/semantics.md#threat-feeds).
 //!
 //! Input: a [`FeedFormat`] (from the feed's `spec.pull.http.format`, see
 //! [`FeedFormat::from_spec`]) and the downloaded text. Output: a [`FeedList`], the

@@ -229,12 +229,14 @@ log[1] <WorkloadEgress: no profile (drop)> drop comment \"Drop if no profiles ma
     "\
 meta mark set meta mark | 0x10000 log[2] <WorkloadIngress: profile kns.default rule 0> return"
 )]
+// ICMP without ipVersion is IPv4 only (decision `icmp-ip-version`: Felix's
+// ipVersionToProtoIPVersion), so it is rendered for IPv4 alone.
 #[case::icmp_rule_per_family(
     TIERED,
     "node1",
     "cali-pi-gnp.soft.c",
     "\
-meta l4proto 1 log[1] <WorkloadIngress: tier soft, gnp:soft.c rule 0 (deny)> drop"
+meta nfproto ipv4 meta l4proto 1 log[1] <WorkloadIngress: tier soft, gnp:soft.c rule 0 (deny)> drop"
 )]
 fn layout(#[case] manifests: &str, #[case] node: &str, #[case] name: &str, #[case] want: &str) {
     let c = compile(&small_world(manifests));

@@ -265,7 +265,37 @@ fn tiers_sorted_with_implicit_default() {
     let extra = tier("late", "2000000", "Deny") + &tier("early", "10", "Deny");
     let w = world(&extra);
     let names: Vec<&str> = w.tiers.iter().map(|t| t.name.as_str()).collect();
-    assert_eq!(names, ["early", "default", "late"]);
+    assert_eq!(
+        names,
+        ["early", "kube-admin", "default", "late", "kube-baseline"]
+    );
+}
+
+/// Decision `builtin-tiers`: kube-admin and kube-baseline exist undeclared, with
+/// default action Pass: a policy there that gives no verdict passes to the next tier.
+#[test]
+fn builtin_admin_tiers_pass_at_their_end() {
+    let extra = gnp(
+        "admin-nothing",
+        "  tier: kube-admin\n  selector: app == 'server'\n  ingress:\n    - {action: Allow, source: {selector: app == 'nobody'}}\n",
+    ) + &gnp(
+        "baseline-deny",
+        "  tier: kube-baseline\n  selector: app == 'server'\n  ingress: [{action: Deny}]\n",
+    );
+    let w = world(&extra);
+    assert!(w.diagnostics.is_empty(), "{:?}", w.diagnostics);
+    assert!(w.tiers.iter().all(|t| t.valid));
+    let (v, by) = verdict(&w, &tcp(&w, "default/client", "default/server", 8080));
+    assert_eq!(v, Verdict::Deny);
+    assert_eq!(
+        rule_by(by),
+        Some((
+            "kube-baseline".into(),
+            "baseline-deny".into(),
+            0,
+            Action::Deny
+        ))
+    );
 }
 
 #[rstest]
@@ -873,7 +903,7 @@ const UNTRACKED_EGRESS_ALLOW: &str = "  selector: role == 'host'\n  doNotTrack: 
 /// Untracked both ways for TCP 8000 (the request itself is untracked).
 const UNTRACKED_BOTH_8000: &str = "  selector: role == 'host'\n  doNotTrack: true\n  applyOnForward: true\n  types: [Ingress, Egress]\n  ingress: [{action: Allow, protocol: TCP, destination: {ports: [8000]}}]\n  egress: [{action: Allow, protocol: TCP, source: {ports: [8000]}}]\n";
 
-/// Decision 18: a tracked flow whose reply untracked policy allows is allowed and
+/// Decision `notracked-reply`: a tracked flow whose reply untracked policy allows is allowed and
 /// flagged where the reply is NOTRACKed; TCP is cut after the handshake, UDP and
 /// ICMP are not.
 #[rstest]
@@ -1211,7 +1241,7 @@ mod props {
     }
 }
 
-/// Decision 19: a packet to the sender's own address stays in its namespace (`lo`):
+/// Decision `own-address-local`: a packet to the sender's own address stays in its namespace (`lo`):
 /// no policy, even a deny-all one, sees it; an outside host reaching its own address
 /// is not unroutable.
 #[test]

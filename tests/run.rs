@@ -254,7 +254,7 @@ fn explain_a_probe_read_at_a_step() {
     ));
 }
 
-/// Model decision 18 explained: the walk-through says the reply is untracked where
+/// Model decision `notracked-reply` explained: the walk-through says the reply is untracked where
 /// the request was tracked, and why an http probe is denied.
 #[rstest]
 #[case::http("http", "client -> partner:443/http")]

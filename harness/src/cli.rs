@@ -4,11 +4,19 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// Where the documentation is, for `--help` (paths in the policylab repository).
+pub const DOCS: &str = "Documentation (in the policylab repository):
+  docs/scenario-format.md  the scenario format: every key, probe forms, expectations, exit codes
+  docs/semantics.md        how verdicts are decided (tiers, selectors, host endpoints, services)
+  docs/cookbook.md         complete recipes (default deny, isolation, tiers, NodePort, threat feeds)
+  docs/decisions.md        the choices policylab makes where Calico is silent";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "policylab",
     version,
-    about = "A lab for Calico network policy: scenarios in network namespaces, verdicts with the policy that decided."
+    about = "A lab for Calico network policy: scenarios in network namespaces, verdicts with the policy that decided.",
+    after_help = DOCS
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -21,13 +29,17 @@ pub enum Command {
     ///
     /// Every problem is printed as `file:line:col: message` with the offending line,
     /// then a summary `checked N scenarios: M problems`. Exit code 0 when there is no
-    /// problem, 2 when there is at least one.
+    /// problem, 2 when there is at least one (or nothing to check: no scenario or
+    /// manifest in the paths given, as for `run`).
     ///
     /// A PATH may be a file or a directory. Under a directory, every `*.yaml` /
     /// `*.yml` file (recursively) with a top-level `steps:` key is a scenario; other
     /// YAML files there are not checked on their own (they are fixtures: manifests are
     /// checked as part of the scenarios that apply them). A file named directly is
     /// checked as a scenario when it has `steps:`, else as a manifest stream.
+    ///
+    /// The scenario format, key by key: docs/scenario-format.md in the policylab
+    /// repository; complete examples: docs/cookbook.md.
     Check {
         /// Scenario files, manifest files or directories.
         #[arg(required = true)]
@@ -47,7 +59,13 @@ pub enum Command {
     /// machine cannot run the kernel dataplane (not root, no nft, no network
     /// namespaces or veth; the message says what to do); 4 the kernel and the
     /// reference model disagreed (a bug in policylab: both traces are printed on
-    /// stderr); 70 an internal error (a bug in policylab).
+    /// stderr); 70 an internal error (a bug in policylab); 74 the report could not
+    /// be written. A closed stdout ends the run quietly (SIGPIPE) after the lab is
+    /// torn down. Scenario names must be unique in one run (pcap files and JUnit
+    /// suites are named after them).
+    ///
+    /// The format, expectations and report: docs/scenario-format.md; how each
+    /// verdict is decided: docs/semantics.md (both in the policylab repository).
     Run {
         /// Which dataplane runs the probes.
         #[arg(long, value_enum, default_value_t = Dataplane::Kernel)]
@@ -81,7 +99,8 @@ pub enum Command {
     /// The probe is written as in a scenario's `probe:` step, e.g.
     /// `'red -> 5.196.58.96:443/tcp'`, with the scenario's names and `vars`, as the
     /// cluster is after step N (`--step 0`: before the first step). Exit code 0, or
-    /// 2 when the scenario or the probe is invalid.
+    /// 2 when the scenario or the probe is invalid. The stages, tiers and rules it
+    /// walks through are described in docs/semantics.md (policylab repository).
     Explain {
         /// The scenario file.
         scenario: PathBuf,

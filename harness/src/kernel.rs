@@ -6,7 +6,10 @@ use std::path::Path;
 
 use policylab::diag::{Diagnostics, Sources};
 use policylab::run::{disagreements, Observation, Plan};
+use policylab_harness::exit::Exit;
 use policylab_harness::runner::{self, RunnerError, RunnerOptions};
+
+use crate::stdout::{out, outln};
 
 /// What to tell a user whose machine failed while building or running a lab.
 const MACHINE_HINT: &str = "policylab's kernel dataplane needs root, the nft binary, and a kernel with network namespaces, veth, nf_tables and nfnetlink_log (NFLOG); `--dataplane model` runs without them";
@@ -18,17 +21,17 @@ pub struct Kernel {
 }
 
 impl Kernel {
-    /// Checks the machine and starts a runtime; `Err(3)` after saying what is
-    /// missing.
+    /// Checks the machine and starts a runtime; `Err(Exit::Machine)` after saying
+    /// what is missing.
     /// `pcap_dir`: capture every probe there (`--pcap`).
-    pub fn start(pcap_dir: Option<&Path>) -> Result<Kernel, u8> {
+    pub fn start(pcap_dir: Option<&Path>) -> Result<Kernel, Exit> {
         let problems = runner::machine_problems();
         if !problems.is_empty() {
             eprintln!("this machine cannot run the kernel dataplane:");
             for p in &problems {
                 eprintln!("  - {p}");
             }
-            return Err(3);
+            return Err(Exit::Machine);
         }
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -36,7 +39,7 @@ impl Kernel {
             .build()
             .map_err(|e| {
                 eprintln!("cannot start the async runtime: {e}");
-                3
+                Exit::Machine
             })?;
         Ok(Kernel {
             rt,
@@ -56,24 +59,25 @@ impl Kernel {
         plan: &Plan,
         disagreed: &mut bool,
         log_lines: &mut String,
-    ) -> Result<Vec<Observation>, u8> {
+    ) -> Result<Vec<Observation>, Exit> {
         let run = match self.rt.block_on(runner::run_plan(plan, &self.opts)) {
             Ok(r) => r,
+            Err(e @ RunnerError::TableRejected { .. }) => {
+                // A table policylab compiled that nft refuses is policylab's bug,
+                // whatever the machine (README, exit codes).
+                eprintln!("scenario {}: {e}", plan.name);
+                eprintln!(
+                    "this is a bug in policylab (the compiler wrote a table nft does not take), not a problem of this machine: please report it with the scenario"
+                );
+                return Err(e.exit());
+            }
             Err(e) => {
                 eprintln!("scenario {}: {e}", plan.name);
-                if matches!(
-                    e,
-                    RunnerError::Topology(_)
-                        | RunnerError::Netns(_)
-                        | RunnerError::Nflog(_)
-                        | RunnerError::Nft { .. }
-                        | RunnerError::FeedServer(_)
-                        | RunnerError::Probe { .. }
-                        | RunnerError::Capture(_)
-                ) {
+                let code = e.exit();
+                if code == Exit::Machine {
                     eprintln!("{MACHINE_HINT}");
                 }
-                return Err(3);
+                return Err(code);
             }
         };
         for (i, (s, _, pp)) in plan.probes().enumerate() {
@@ -122,12 +126,12 @@ impl Kernel {
 }
 
 /// `policylab compile`: every node's table after a step.
-pub fn compile(scenario: &Path, step: Option<usize>) -> u8 {
+pub fn compile(scenario: &Path, step: Option<usize>) -> Exit {
     let mut sources = Sources::new();
     let mut diags = Diagnostics::new();
     let Some(sc) = policylab::scenario::load(&mut sources, scenario, &mut diags) else {
         eprint!("{}", diags.render(&sources));
-        return 2;
+        return Exit::Invalid;
     };
     let plan = policylab::run::plan(&sc, &sources);
     let n = step.unwrap_or(plan.steps.len());
@@ -141,7 +145,7 @@ pub fn compile(scenario: &Path, step: Option<usize>) -> u8 {
                     scenario.display(),
                     plan.steps.len()
                 );
-                return 2;
+                return Exit::Invalid;
             }
         },
     };
@@ -149,17 +153,17 @@ pub fn compile(scenario: &Path, step: Option<usize>) -> u8 {
     let mut first = true;
     for (node, table) in &compiled.tables {
         if !first {
-            println!();
+            outln!();
         }
         first = false;
-        println!("# node {node}");
-        print!("{table}");
+        outln!("# node {node}");
+        out!("{table}");
     }
-    0
+    Exit::Ok
 }
 
 /// `policylab clean`.
-pub fn clean(all: bool) -> u8 {
+pub fn clean(all: bool) -> Exit {
     let result = if all {
         policylab_harness::netns::clean_all()
     } else {
@@ -168,20 +172,20 @@ pub fn clean(all: bool) -> u8 {
     match result {
         Ok(removed) => {
             for n in &removed {
-                println!("removed {n}");
+                outln!("removed {n}");
             }
-            println!(
+            outln!(
                 "removed {} namespace{} of {}policylab runs",
                 removed.len(),
                 if removed.len() == 1 { "" } else { "s" },
                 if all { "all " } else { "dead " }
             );
-            0
+            Exit::Ok
         }
         Err(e) => {
             eprintln!("{e}");
             eprintln!("removing namespaces needs root: run `sudo policylab clean`");
-            3
+            Exit::Machine
         }
     }
 }

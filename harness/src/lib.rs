@@ -16,6 +16,7 @@
 //! - [`pcap`]: packet capture inside a namespace (one interface or all) to pcap files.
 //! - [`feedserver`]: threat-feed files over HTTP(S) from an outside host, with a
 //!   scenario CA, run-time file replacement and host failure.
+//! - [`exit`]: the binary's exit codes, one enum ([`exit::Exit`]).
 //! - [`runner`]: the kernel dataplane: runs a scenario's plan in a lab and attributes
 //!   every probe from NFLOG, for comparison with the reference model.
 //! - [`puller`]: pulling a GlobalThreatFeed's URL over real HTTP(S) from inside a
@@ -24,6 +25,7 @@
 //! Nothing here ever configures the machine's own (root) network namespace: every
 //! configuring thread checks which namespace it is in first.
 
+pub mod exit;
 pub mod feedserver;
 pub mod loglines;
 pub mod netns;

@@ -7,7 +7,8 @@
 //!
 //! Why NFLOG and not the LOG target itself: the kernel writes LOG lines only from the
 //! machine's own namespace unless the host-wide sysctl `nf_log_all_netns` is set, which
-//! policylab never changes (kernel-notes §5). So the compiled rule is `log prefix "…"
+//! policylab never changes (`nf_log_syslog.c`: `if (!net_eq(net, &init_net) &&
+//! !sysctl_nf_log_all_netns) return;`). So the compiled rule is `log prefix "…"
 //! group N`, and this module renders the event the way `nf_log_syslog.c` renders a
 //! packet with the LOG target's default flags (no `--log-tcp-sequence`,
 //! `--log-tcp-options`, `--log-ip-options`, `--log-uid`, no MAC decoding), which is what

@@ -2,6 +2,7 @@
 
 mod cli;
 mod kernel;
+mod stdout;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -12,21 +13,24 @@ use policylab::diag::{Diagnostic, Diagnostics, Sources};
 use cli::{Cli, Command, Dataplane, Format};
 use policylab::report::Report;
 use policylab::run::{Observation, Plan};
+use policylab_harness::exit::Exit;
+use stdout::{out, outln};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     std::panic::set_hook(Box::new(|info| {
         eprintln!("internal error: this is a bug in policylab\n{info}");
     }));
-    match std::panic::catch_unwind(move || run(cli)) {
+    let code = match std::panic::catch_unwind(move || run(cli)) {
         Ok(code) => code,
-        Err(_) => ExitCode::from(70),
-    }
+        Err(_) => Exit::Internal,
+    };
+    stdout::finish(code)
 }
 
-fn run(cli: Cli) -> ExitCode {
+fn run(cli: Cli) -> Exit {
     match cli.command {
-        Command::Check { paths } => ExitCode::from(check(&paths)),
+        Command::Check { paths } => check(&paths),
         Command::Run {
             dataplane,
             format,
@@ -34,7 +38,7 @@ fn run(cli: Cli) -> ExitCode {
             log_lines,
             pcap,
             paths,
-        } => ExitCode::from(run_scenarios(
+        } => run_scenarios(
             &paths,
             dataplane,
             format,
@@ -43,16 +47,20 @@ fn run(cli: Cli) -> ExitCode {
                 log_lines: log_lines.as_deref(),
                 pcap: pcap.as_deref(),
             },
-        )),
+        ),
         Command::Explain {
             scenario,
             step,
             probe,
-        } => ExitCode::from(explain(&scenario, step, &probe)),
-        Command::Compile { scenario, step } => ExitCode::from(kernel::compile(&scenario, step)),
-        Command::Clean { all } => ExitCode::from(kernel::clean(all)),
+        } => explain(&scenario, step, &probe),
+        Command::Compile { scenario, step } => kernel::compile(&scenario, step),
+        Command::Clean { all } => kernel::clean(all),
     }
 }
+
+/// `check` and `run` on paths holding no scenario (exit 2).
+const NOTHING_TO_CHECK: &str =
+    "nothing to check: no scenario found (a scenario is a YAML file with a top-level `steps:` key)";
 
 /// Files `run` writes besides the report.
 struct Outputs<'a> {
@@ -63,7 +71,7 @@ struct Outputs<'a> {
 
 /// Runs a plan's probes on a dataplane: one observation per probe, in
 /// [`Plan::probes`] order. The kernel prints every disagreement with the model on
-/// stderr (`disagreed` is then set); an `Err` is the exit code (3) after its
+/// stderr (`disagreed` is then set); an `Err` is the exit code after its
 /// message.
 fn observe(
     dataplane: Dataplane,
@@ -71,7 +79,7 @@ fn observe(
     kernel: Option<&kernel::Kernel>,
     disagreed: &mut bool,
     log_lines: &mut String,
-) -> Result<Vec<Observation>, u8> {
+) -> Result<Vec<Observation>, Exit> {
     match (dataplane, kernel) {
         (Dataplane::Model, _) => {
             let obs = plan.model_observations();
@@ -86,7 +94,7 @@ fn observe(
             Ok(obs)
         }
         (Dataplane::Kernel, Some(k)) => k.observe(plan, disagreed, log_lines),
-        (Dataplane::Kernel, None) => Err(3),
+        (Dataplane::Kernel, None) => Err(Exit::Machine),
     }
 }
 
@@ -113,13 +121,13 @@ fn scenario_files(paths: &[PathBuf], diags: &mut Diagnostics) -> Vec<PathBuf> {
     out
 }
 
-/// Runs `run`; returns the exit code (0, 1, 2, 3 or 4).
+/// Runs `run`; returns the exit code.
 fn run_scenarios(
     paths: &[PathBuf],
     dataplane: Dataplane,
     format: Format,
     outputs: Outputs<'_>,
-) -> u8 {
+) -> Exit {
     let flow_logs = outputs.flow_logs;
     let mut sources = Sources::new();
     let mut diags = Diagnostics::new();
@@ -129,25 +137,24 @@ fn run_scenarios(
         .filter_map(|f| policylab::scenario::load(&mut sources, f, &mut diags))
         .collect();
     if files.is_empty() && !diags.has_errors() {
-        diags.push(Diagnostic::error_nowhere(
-            "no scenario found (a scenario is a YAML file with a top-level `steps:` key)",
-        ));
+        diags.push(Diagnostic::error_nowhere(NOTHING_TO_CHECK));
     }
+    policylab::scenario::check_unique_names(&scenarios, &sources, &mut diags);
     if !diags.is_empty() {
         eprint!("{}", diags.render(&sources));
     }
     if diags.has_errors() {
         eprintln!("{} problems: nothing was run", diags.error_count());
-        return 2;
+        return Exit::Invalid;
     }
     if let Some(dir) = outputs.pcap {
         if dataplane == Dataplane::Model {
             eprintln!("--pcap captures the kernel's packets: it needs `--dataplane kernel`");
-            return 2;
+            return Exit::Invalid;
         }
         if let Err(e) = std::fs::create_dir_all(dir) {
             eprintln!("{}: cannot create the pcap directory: {e}", dir.display());
-            return 2;
+            return Exit::Invalid;
         }
     }
     let kernel = match dataplane {
@@ -185,14 +192,14 @@ fn run_scenarios(
     match format {
         Format::Text => {
             let texts: Vec<String> = reports.iter().map(Report::text).collect();
-            print!("{}", texts.join("\n"));
+            out!("{}", texts.join("\n"));
         }
         Format::Json => {
             let json = serde_json::to_string_pretty(&reports)
                 .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
-            println!("{json}");
+            outln!("{json}");
         }
-        Format::Junit => println!("{}", Report::junit(&reports)),
+        Format::Junit => outln!("{}", Report::junit(&reports)),
     }
     if let Some(file) = flow_logs {
         let mut text = String::new();
@@ -208,28 +215,31 @@ fn run_scenarios(
         }
         if let Err(e) = std::fs::write(file, text) {
             eprintln!("{}: cannot write flow logs: {e}", file.display());
-            return 2;
+            return Exit::Io;
         }
     }
     if let Some(file) = outputs.log_lines {
         if let Err(e) = std::fs::write(file, &log_text) {
             eprintln!("{}: cannot write Log lines: {e}", file.display());
-            return 2;
+            return Exit::Io;
         }
     }
     if disagreed {
-        return 4;
+        return Exit::Disagreement;
     }
-    reports.iter().map(Report::exit_code).max().unwrap_or(0)
+    match reports.iter().map(Report::exit_code).max().unwrap_or(0) {
+        0 => Exit::Ok,
+        _ => Exit::Failed,
+    }
 }
 
 /// Runs `explain`; returns the exit code (0 or 2).
-fn explain(scenario: &Path, step: usize, probe_text: &str) -> u8 {
+fn explain(scenario: &Path, step: usize, probe_text: &str) -> Exit {
     let mut sources = Sources::new();
     let mut diags = Diagnostics::new();
     let Some(sc) = policylab::scenario::load(&mut sources, scenario, &mut diags) else {
         eprint!("{}", diags.render(&sources));
-        return 2;
+        return Exit::Invalid;
     };
     let Some(probe) = policylab::scenario::parse_probe_at(
         &sc,
@@ -240,7 +250,7 @@ fn explain(scenario: &Path, step: usize, probe_text: &str) -> u8 {
         &mut diags,
     ) else {
         eprint!("{}", diags.render(&sources));
-        return 2;
+        return Exit::Invalid;
     };
     let plan = policylab::run::plan(&sc, &sources);
     let text = match step.checked_sub(1).and_then(|i| plan.steps.get(i)) {
@@ -261,9 +271,9 @@ fn explain(scenario: &Path, step: usize, probe_text: &str) -> u8 {
         0 => "before the first step".to_string(),
         n => format!("after step {n}"),
     };
-    println!("Scenario {}, {when}: {probe_text}", sc.name);
-    print!("{text}");
-    0
+    outln!("Scenario {}, {when}: {probe_text}", sc.name);
+    out!("{text}");
+    Exit::Ok
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>, diags: &mut Diagnostics) {
@@ -292,7 +302,7 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>, diags: &mut Diagnostics) {
 }
 
 /// Runs `check`; returns the exit code (0 or 2).
-fn check(paths: &[PathBuf]) -> u8 {
+fn check(paths: &[PathBuf]) -> Exit {
     let mut sources = Sources::new();
     let mut diags = Diagnostics::new();
     let mut scenarios = Vec::new();
@@ -311,9 +321,14 @@ fn check(paths: &[PathBuf]) -> u8 {
             }
         }
     }
-    for s in &scenarios {
-        policylab::scenario::load(&mut sources, s, &mut diags);
+    if scenarios.is_empty() && manifests.is_empty() && !diags.has_errors() {
+        diags.push(Diagnostic::error_nowhere(NOTHING_TO_CHECK));
     }
+    let loaded: Vec<_> = scenarios
+        .iter()
+        .filter_map(|s| policylab::scenario::load(&mut sources, s, &mut diags))
+        .collect();
+    policylab::scenario::check_unique_names(&loaded, &sources, &mut diags);
     for m in &manifests {
         if let Ok(f) = sources.read(m) {
             let text = sources.text(f).to_string();
@@ -323,21 +338,21 @@ fn check(paths: &[PathBuf]) -> u8 {
             policylab::manifest::load_documents(&docs, &mut diags);
         }
     }
-    print!("{}", diags.render(&sources));
+    out!("{}", diags.render(&sources));
     let problems = diags.error_count();
     if manifests.is_empty() {
-        println!("checked {} scenarios: {problems} problems", scenarios.len());
+        outln!("checked {} scenarios: {problems} problems", scenarios.len());
     } else {
-        println!(
+        outln!(
             "checked {} scenarios and {} manifest files: {problems} problems",
             scenarios.len(),
             manifests.len()
         );
     }
     if problems == 0 {
-        0
+        Exit::Ok
     } else {
-        2
+        Exit::Invalid
     }
 }
 
@@ -351,12 +366,42 @@ mod tests {
 
     #[test]
     fn good_scenarios_exit_0() {
-        assert_eq!(check(&[root().join("tests/scenarios")]), 0);
+        assert_eq!(check(&[root().join("tests/scenarios")]), Exit::Ok);
     }
 
     #[test]
     fn bad_scenarios_exit_2() {
-        assert_eq!(check(&[root().join("tests/bad_scenarios")]), 2);
+        assert_eq!(check(&[root().join("tests/bad_scenarios")]), Exit::Invalid);
+    }
+
+    /// `--help` and the subcommands' long help point to the docs, and the pages
+    /// they name exist.
+    #[test]
+    fn help_points_to_the_docs() {
+        use clap::CommandFactory;
+        let mut cmd = Cli::command();
+        let top = cmd.render_help().to_string();
+        for page in [
+            "docs/scenario-format.md",
+            "docs/semantics.md",
+            "docs/cookbook.md",
+            "docs/decisions.md",
+        ] {
+            assert!(top.contains(page), "{page} missing from --help:\n{top}");
+            assert!(root().join(page).is_file(), "{page} does not exist");
+        }
+        for (sub, page) in [
+            ("check", "docs/scenario-format.md"),
+            ("run", "docs/scenario-format.md"),
+            ("run", "docs/semantics.md"),
+            ("explain", "docs/semantics.md"),
+        ] {
+            let help = cmd
+                .find_subcommand_mut(sub)
+                .map(|c| c.render_long_help().to_string())
+                .unwrap_or_default();
+            assert!(help.contains(page), "{sub} --help lacks {page}:\n{help}");
+        }
     }
 
     #[test]

@@ -276,7 +276,7 @@ fn open_socket(spec: &ProbeSpec) -> io::Result<Opened> {
 const TCP_SYN: u8 = 0x02;
 
 /// Whether a logged packet is a TCP segment sent after the handshake (no SYN): its
-/// drop does not undo a connect that already succeeded (model decision 18).
+/// drop does not undo a connect that already succeeded (model decision `notracked-reply`).
 pub fn is_post_handshake_tcp(packet: &[u8]) -> bool {
     tcp_flags(packet).is_some_and(|f| f & TCP_SYN == 0)
 }

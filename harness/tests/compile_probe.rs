@@ -446,7 +446,7 @@ fn untracked_reply_plan() -> LabPlan {
         .expect("valid plan")
 }
 
-/// Model decision 18 on the kernel: pod a's tracked egress to the laptop gets its
+/// Model decision `notracked-reply` on the kernel: pod a's tracked egress to the laptop gets its
 /// replies NOTRACKed by node-1's untracked ingress Allow. TCP connects (the SYN-ACK
 /// reaches a) but an HTTP request never passes: a's ACK is conntrack INVALID on
 /// node-1 and dropped, logged as the model's `UntrackedReply`. UDP and ICMP are

@@ -13,37 +13,37 @@
 //!   eth0 host endpoint's untracked ingress chain `cali-ufh-eth0` (only when it has
 //!   doNotTrack policy).
 //! - `raw-OUTPUT` (output, −300): the no-endpoint service checks for host sources
-//!   (`kube-noep`, kube-proxy decides before any policy, decision 4), then
+//!   (`kube-noep`, kube-proxy decides before any policy, decision `service-endpoint-choice`), then
 //!   `oifname eth0` → `cali-uth-eth0` (untracked egress).
 //! - `mangle-PREROUTING` (prerouting, −150): established accept; accept mark set
 //!   (untracked allow) → accept; `iifname eth0` → `cali-dfh-eth0` (pre-DNAT).
-//! - `nat-PREROUTING` / `nat-OUTPUT` (−100) → `kube-services` (DNAT, decision 4;
-//!   masquerade mark for `Cluster` NodePort/LB traffic, decision 5).
+//! - `nat-PREROUTING` / `nat-OUTPUT` (−100) → `kube-services` (DNAT, decision `service-endpoint-choice`;
+//!   masquerade mark for `Cluster` NodePort/LB traffic, decision `service-snat`).
 //! - `filter-INPUT` (0): conntrack fast path (established/related accept, invalid
-//!   drop = untracked reply, decision 7); `lo` accept; `kube-noep`; from a pod:
+//!   drop = untracked reply, decision `untracked-reply-check`); `lo` accept; `kube-noep`; from a pod:
 //!   `cali-from-wl-dispatch` (egress) then endpoint-to-host accept; accept mark →
-//!   accept (decision 9); `eth0` → `cali-fh-eth0` (host normal ingress) or, without
+//!   accept (decision `accept-mark-skips-hep`); `eth0` → `cali-fh-eth0` (host normal ingress) or, without
 //!   a host endpoint, not policed.
 //! - `filter-FORWARD` (0): fast path; `kube-noep`; mark the packet forwarded;
 //!   `iifname eth0` without the accept mark → `cali-fhfw-eth0`; `iifname cali*` →
 //!   `cali-from-wl-dispatch`; `oifname eth0` → `cali-thfw-eth0`.
-//! - `filter-OUTPUT` (0): fast path; to `lo` or a pod: not policed (decision 3);
+//! - `filter-OUTPUT` (0): fast path; to `lo` or a pod: not policed (decision `host-to-local-not-policed`);
 //!   accept mark → accept; `oifname eth0` → `cali-th-eth0`.
 //! - `filter-POSTROUTING` (postrouting, 110, after source NAT so that workload
 //!   ingress sees the masqueraded client as the model does): forwarded packets to a
 //!   pod → `cali-to-wl-dispatch` (ingress); untracked packets → `cali-untracked-to-wl`:
 //!   a request (TCP SYN, ICMP echo request) gets its ingress policy and is then
-//!   dropped (decision 7), anything else is an untracked reply and accepted.
+//!   dropped (decision `untracked-reply-check`), anything else is an untracked reply and accepted.
 //! - `nat-POSTROUTING` (100): masquerade-marked packets → `snat` to the node address.
 //!
 //! Endpoint chains (`cali-tw-<iface>`, `cali-fw-<iface>` for pods, dispatched with
 //! interface verdict maps; `cali-fh-`, `cali-th-`, `cali-fhfw-`, `cali-thfw-`,
 //! `cali-ufh-`, `cali-uth-`, `cali-dfh-` + `eth0` for the host endpoint) follow
-//! §6.3: clear the accept and pass marks; host endpoints: failsafes (decision 8);
+//! docs/semantics.md#endpoint-chains: clear the accept and pass marks; host endpoints: failsafes (decision `failsafe-stages`);
 //! per tier: clear pass, `pass clear → jump <policy chain>`, `accept set → return`
 //! (untracked: `notrack accept`; pre-DNAT: `accept`), end of tier `pass clear →
 //! drop`; normal stages: profiles, then "no profile" drop; forward stages: default
-//! forward allow (decision 10).
+//! forward allow (decision `default-forward-allow`).
 //!
 //! Policy chains: one per policy, stage and direction (the NFLOG prefix names the
 //! stage): `cali-pi-`/`cali-po-` (workload), `cali-hpi-`/`cali-hpo-` (host
@@ -56,14 +56,14 @@
 //! NFLOG, return`; Deny → `NFLOG, drop`; Log → NFLOG in [`NFLOG_GROUP_LOG_RULE`],
 //! processing continues.
 //!
-//! Sets (§6.4): selector sets `cali40s-<uid>` / `cali60s-<uid>` (Calico's names),
+//! Sets (docs/semantics.md#ip-sets): selector sets `cali40s-<uid>` / `cali60s-<uid>` (Calico's names),
 //! hash sets when every member is a single address, interval sets when a network
 //! set adds CIDRs; named ports `cali40n-…` (`address . protocol . port`); service
 //! matches `cali40svc-…` / `cali40svcnoport-…`; `cali40all-pods` (kube-proxy's "from a
 //! pod").
 //!
 //! # Marks
-//! [`MARK_ACCEPT`] 0x10000 and [`MARK_PASS`] 0x20000 (Calico's defaults, §6.2),
+//! [`MARK_ACCEPT`] 0x10000 and [`MARK_PASS`] 0x20000 (Calico's defaults, docs/semantics.md#marks),
 //! [`MARK_FORWARDED`] 0x80000 (set in FORWARD, read in POSTROUTING),
 //! [`MARK_MASQ`] 0x4000 (kube-proxy's masquerade bit).
 //!
@@ -125,9 +125,9 @@ pub fn action_group(action: Action) -> u16 {
         Action::Log => NFLOG_GROUP_LOG_RULE,
     }
 }
-/// Calico's accept mark (§6.2).
+/// Calico's accept mark (docs/semantics.md#marks).
 pub const MARK_ACCEPT: u32 = 0x10000;
-/// Calico's pass mark (§6.2).
+/// Calico's pass mark (docs/semantics.md#marks).
 pub const MARK_PASS: u32 = 0x20000;
 /// Set in filter FORWARD; filter POSTROUTING only polices forwarded packets.
 pub const MARK_FORWARDED: u32 = 0x80000;
@@ -400,7 +400,7 @@ impl<'w, 'l> NodeCx<'w, 'l> {
         name
     }
 
-    /// One endpoint's chain for one stage class and direction (§6.3).
+    /// One endpoint's chain for one stage class and direction (docs/semantics.md#endpoint-chains).
     fn endpoint_chain(
         &mut self,
         ep: usize,
@@ -418,7 +418,7 @@ impl<'w, 'l> NodeCx<'w, 'l> {
             vec![Statement::ClearMark(MARK_ACCEPT | MARK_PASS)],
             None,
         )];
-        // Failsafes (§5.6, decision 8).
+        // Failsafes (docs/semantics.md#failsafe-ports, decision `failsafe-stages`).
         let (failsafe, logged): (Vec<Vec<Match>>, bool) = match stage {
             StageKind::HostNormalIngress => (failsafe_matches(FAILSAFE_INBOUND, Dir::Daddr), true),
             StageKind::HostNormalEgress => (failsafe_matches(FAILSAFE_OUTBOUND, Dir::Daddr), true),
@@ -550,7 +550,7 @@ impl<'w, 'l> NodeCx<'w, 'l> {
 
     /// `kube-services` (nat) and `kube-noep` (filter) rules: kube-proxy's DNAT,
     /// masquerade mark, and the refusal or drop of services without a usable
-    /// endpoint (decisions 4 and 5).
+    /// endpoint (decisions `service-endpoint-choice` and `service-snat`).
     fn services(&mut self) -> (Vec<Rule>, Vec<Rule>) {
         let w = self.w;
         let node = &w.nodes[self.node];
@@ -723,7 +723,7 @@ impl<'w, 'l> NodeCx<'w, 'l> {
             self.add_chain(n(name), "workload dispatch by interface".into(), rules);
         }
 
-        // Host endpoint chains (the eth0 host endpoint only, decision 11).
+        // Host endpoint chains (the eth0 host endpoint only, decision `hep-for-eth0`).
         let hep_chain = |cx: &mut Self, class: StageClass, dir: Direction| -> Option<Name> {
             let h = hep?;
             let plans = w.endpoints[h].plans.get(class, dir);
@@ -937,7 +937,7 @@ impl<'w, 'l> NodeCx<'w, 'l> {
                 Some(Verdict::Jump(n("cali-to-wl-dispatch"))),
             ),
         ];
-        // Untracked packets to a pod (decision 7). A request (recognisable without
+        // Untracked packets to a pod (decision `untracked-reply-check`). A request (recognisable without
         // conntrack: TCP SYN, ICMP echo request) gets the pod's ingress policy, then
         // is dropped: its reply will have no conntrack entry. Anything else is the
         // reply to a pod's own flow, allowed by untracked policy: accepted.
@@ -984,7 +984,7 @@ impl<'w, 'l> NodeCx<'w, 'l> {
             ],
         );
 
-        // nat POSTROUTING: masquerade (decision 5).
+        // nat POSTROUTING: masquerade (decision `service-snat`).
         let mut snat = vec![];
         for (fam, ip) in [(Family::V4, Some(node.ip)), (Family::V6, node.ipv6)] {
             let Some(ip) = ip.filter(|ip| ip.is_ipv6() == (fam == Family::V6)) else {

@@ -1,5 +1,6 @@
 //! One Calico rule as nft match lists: alternatives (OR), each a conjunction, with
-//! the IP family made explicit where the rule is family-specific (§2.5, §6.3, §6.4).
+//! the IP family made explicit where the rule is family-specific (docs/semantics.md#ip-families,
+//! docs/semantics.md#ip-sets).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -86,7 +87,7 @@ impl<'w> Sets<'w> {
         }
     }
 
-    /// The IP set of rule selector `s` (§6.4): member endpoint addresses and
+    /// The IP set of rule selector `s` (docs/semantics.md#ip-sets): member endpoint addresses and
     /// network-set nets. A hash set when every member is a single address (host
     /// networks included), an interval set when it holds a shorter prefix.
     pub fn selector(&mut self, s: usize, v6: bool) -> Name {
@@ -100,7 +101,9 @@ impl<'w> Sets<'w> {
                 .collect();
             // A /32 (/128) network is a single address: a set of only those (a
             // threat feed's list, typically) stays a hash set, which nft loads and
-            // updates far faster than an interval set (kernel-notes §1).
+            // updates far faster than an interval set (measured with nft 1.0.6: 100,000
+            // addresses load in 0.27 s as a hash set, 0.7-0.85 s as an interval set;
+            // adding one element takes under 10 ms against 0.5-1.1 s).
             let interval = fam_nets.iter().any(|n| n.prefix_len() < n.max_prefix_len());
             let nets: Vec<Element> = fam_nets
                 .iter()
@@ -186,8 +189,8 @@ impl<'w> Sets<'w> {
     }
 
     /// A `services:` match: destination sets hold `address . protocol . target
-    /// port` of the service's endpoints; source sets hold the addresses only (§10.7,
-    /// decision 13). `None` when the service does not exist (never matches).
+    /// port` of the service's endpoints; source sets hold the addresses only (docs/semantics.md#services-in-rules,
+    /// decision `services-rule-match`). `None` when the service does not exist (never matches).
     pub fn service(&mut self, ns: &str, svc: &str, source: bool, v6: bool) -> Option<Name> {
         let w = self.w;
         let s = w
@@ -452,7 +455,7 @@ fn entity(
     Some(options)
 }
 
-/// The failsafe matches (§5.6, TCP/UDP): `(protocol, port)` pairs grouped by
+/// The failsafe matches (docs/semantics.md#failsafe-ports, TCP/UDP): `(protocol, port)` pairs grouped by
 /// protocol, one alternative per protocol.
 pub fn failsafe_matches(list: &[(u8, u16)], dir: Dir) -> Vec<Vec<Match>> {
     let mut out = vec![];

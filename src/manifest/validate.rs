@@ -9,8 +9,8 @@
 //! the API's own message where it has one.
 //!
 //! Decisions where the API leaves room (written down so they are not re-litigated):
-//! - Protocol names are case-sensitive, as in libcalico-go's validator (semantics
-//!   §10.1): `tcp` is `protocol name invalid`, with a hint to write `TCP`.
+//! - Protocol names are case-sensitive, as in libcalico-go's validator (decision
+//!   `protocol-names-case-sensitive`): `tcp` is `protocol name invalid`, with a hint to write `TCP`.
 //! - A named port in a rule must match `^[a-zA-Z0-9_.-]{1,128}$` (the parser) and
 //!   also be a valid Kubernetes port name (the validator's `portName` tag): `http_alt`
 //!   is rejected, since no container port can have that name.
@@ -20,7 +20,7 @@
 //!   are `/32` or `/128`, and host bits are only a warning (the set holds the network).
 //! - `GlobalThreatFeed.spec.pull.period`: the API stores any string and the
 //!   controller silently falls back to 24h when it does not parse. policylab never
-//!   applies a silent default (scenario format §"never a silent default"), so an
+//!   applies a silent default (docs/scenario-format.md: "never a silent default"), so an
 //!   unparsable period, or one below the controller's minimum of 5m, is an error.
 //! - A policylab resource needs a fixed `metadata.name` (it is referred to by name);
 //!   `generateName` alone is rejected.

@@ -204,7 +204,7 @@ impl Protocol {
     ];
 
     /// Parses as Calico's validator accepts it: the names exactly (case-sensitive, see
-    /// calico-semantics §10.1) or a number 1..255 (also as a string of digits).
+    /// decision `protocol-names-case-sensitive`) or a number 1..255 (also as a string of digits).
     pub fn parse(v: &IntOrString) -> Result<Protocol, ProtocolError> {
         match v {
             IntOrString::Int(i) => Protocol::from_int(*i),

@@ -1,4 +1,4 @@
-//! Human-readable walk-throughs and flow-log policy strings (§8.1) of a decision.
+//! Human-readable walk-throughs and flow-log policy strings (docs/semantics.md#flow-log-records) of a decision.
 
 use std::fmt::{self, Write};
 
@@ -328,7 +328,7 @@ fn why_not(field: &str) -> String {
     }
 }
 
-/// One reporter's view: the policing stage and its §8.1 policy strings.
+/// One reporter's view: the policing stage and its flow-log policy strings (docs/semantics.md#flow-log-records).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlowLogPolicies {
     pub stage: StageKind,
@@ -337,7 +337,7 @@ pub struct FlowLogPolicies {
     pub policies: Vec<String>,
 }
 
-/// The flow-log policy strings of each policing stage of a decision (§8.1):
+/// The flow-log policy strings of each policing stage of a decision (docs/semantics.md#flow-log-records):
 /// one entry per tier that produced a verdict or passed (Log rules leave none),
 /// end of tier with rule index -1 attributed to the tier's last applicable policy,
 /// profile hits as `__PROFILE__|pro:<name>`.

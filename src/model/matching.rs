@@ -1,4 +1,4 @@
-//! Rule matching and the per-direction algorithm (§4.4).
+//! Rule matching and the per-direction algorithm (docs/semantics.md#per-direction-evaluation).
 
 use std::net::IpAddr;
 
@@ -41,7 +41,7 @@ pub(crate) enum Outcome<'w> {
     None,
 }
 
-/// The per-direction algorithm of §4.4 for one endpoint, one stage class.
+/// The per-direction algorithm (docs/semantics.md#per-direction-evaluation) for one endpoint, one stage class.
 pub(crate) fn evaluate_endpoint<'w, S: Sink<'w>>(
     world: &'w World,
     ep: usize,
@@ -166,7 +166,7 @@ const ABSENT: &str = "absent for this IP family";
 pub(crate) fn check_rule(world: &World, rule: &Rule, ctx: &Ctx) -> Result<(), &'static str> {
     let pkt = &ctx.pkt;
     let v6 = pkt.dst.is_ipv6();
-    // §2.5: rules absent for the other family (precomputed).
+    // docs/semantics.md#ip-families: rules absent for the other family (precomputed).
     if if v6 { rule.absent_v6 } else { rule.absent_v4 } {
         return Err(ABSENT);
     }
@@ -292,7 +292,7 @@ fn port_matches(world: &World, p: &PortSpec, proto: u8, port: u16, ep: Option<us
     }
 }
 
-/// Best effort (§2.2, §10.7): the address is one of the service's endpoints; in a
+/// Best effort (docs/semantics.md#services-in-rules, decision `services-rule-match`): the address is one of the service's endpoints; in a
 /// destination the port must also be one of the service's target ports.
 fn service_matches(
     world: &World,

@@ -8,8 +8,8 @@
 //! tier, policy by policy, rule by rule).
 //!
 //! - [`evaluate`]: full trace. [`evaluate_fast`]: verdict, decider and the
-//!   untracked-reply flag (decision 18) only, without allocating. Both run the same code, generic over a trace sink.
-//! - [`explain`]: a readable walk-through. [`flow_log_policies`]: §8.1 policy strings.
+//!   untracked-reply flag (decision `notracked-reply`) only, without allocating. Both run the same code, generic over a trace sink.
+//! - [`explain`]: a readable walk-through. [`flow_log_policies`]: flow-log policy strings (docs/semantics.md#flow-log-records).
 //!
 //! Guarantees: pure, deterministic, never panics on a resolved world.
 //!
@@ -21,72 +21,10 @@
 //! host) or forward ingress (+ forward egress when it leaves again) → workload ingress.
 //! Host-originated: untracked egress (pre-DNAT destination), DNAT, normal egress.
 //!
-//! # Decisions where the spec is silent (each covered by a test in `tests/model.rs`)
-//! 1. Missing tier (§10.2): kept as an *invalid* tier, sorted after every valid tier,
-//!    default action Deny; its policies are enforced; `resolve` reports a warning.
-//! 2. Pod → its own host: egress policy, then `DefaultEndpointToHostAction` =
-//!    ACCEPT, as calico-node manifests set it ([`DecidedBy::EndpointToHost`]).
-//! 3. Host → local pod and host → itself are never policed ([`DecidedBy::NotPoliced`]).
-//! 4. Services: DNAT to the first endpoint in (namespace, name) order that has an
-//!    address of the flow's family; a named targetPort resolves on that endpoint.
-//!    `externalTrafficPolicy: Local` only uses endpoints on the DNAT-ing node, except
-//!    for pod sources, which kube-proxy short-circuits to every endpoint. No
-//!    endpoint at all → [`Verdict::Refused`] (kube-proxy REJECT); endpoints but none
-//!    local → Deny (kube-proxy DROP); both [`DecidedBy::NoServiceEndpoint`].
-//! 5. SNAT: NodePort and LoadBalancer traffic with `Cluster` is always masqueraded to
-//!    the DNAT-ing node's address (kube-proxy marks it for masquerade even when the
-//!    endpoint is local); `Local` and ClusterIP traffic keep the client address.
-//!    Policy on the DNAT-ing node sees the client; later hops see the node.
-//! 6. An outside client reaches a LoadBalancer address through the first node
-//!    (scenario order) for `Cluster`, and through the first node hosting an endpoint
-//!    for `Local`. In-cluster sources DNAT LB and cluster IPs on their own node.
-//! 7. doNotTrack replies (§5.3): the reply is checked by untracked policy where it
-//!    crosses a raw hook on a HEP: arriving where the request left a node, leaving
-//!    (host-originated) where the request arrived and ended at the host. An untracked
-//!    Deny of the reply denies the flow; a request allowed untracked whose reply gets
-//!    no untracked Allow is denied ([`DecidedBy::UntrackedReply`]); so is an
-//!    untracked request forwarded to a local pod (its reply has no conntrack entry).
-//! 8. Failsafes (§5.6 defaults, TCP/UDP only) in the raw and mangle stages ACCEPT
-//!    without the accept mark, so later stages still run; in filter INPUT/OUTPUT they
-//!    allow ([`DecidedBy::Failsafe`]). The raw table also matches them reversed.
-//! 9. An untracked or pre-DNAT Allow sets the accept mark: the HEP's normal and
-//!    forward-ingress stages are skipped; workload stages still run.
-//! 10. Forward HEP stages with no applicable applyOnForward tier, or whose tiers all
-//!     pass, allow ([`DecidedBy::DefaultForwardAllow`]).
-//! 11. The HEP for eth0: an explicit `interfaceName: eth0` (lowest name), else a HEP
-//!     without interface name whose expectedIPs hold the node address, else `*`.
-//! 12. Named ports resolve on the endpoint owning the address (workload first, then
-//!     a HEP by expectedIPs) and must have the packet's protocol.
-//! 13. `services` rule matches (§10.7, best effort): destination = the address of a
-//!     service endpoint and the port of one of its target ports with the protocol;
-//!     source = the address only.
-//! 14. An outside source to an address no node routes (e.g. a cluster IP) is denied
-//!     ([`DecidedBy::Unroutable`]).
-//! 15. For an allowed flow, `decided_by` is the decider of the last stage that
-//!     allowed (usually the destination's ingress).
-//! 16. Flow-log strings: one entry per tier that gave a verdict or passed, indexes
-//!     counting entries; end of tier is attributed to the tier's last applicable
-//!     policy; "no profile matched" adds no entry.
-//! 17. ICMP probes are echo requests (type 8, or 128 for IPv6); replies swap to 0/129.
-//! 18. Tracked request, untracked reply (§5.3, kernel conntrack): where a reply of a
-//!     flow that was *tracked* on a node crosses a raw hook of that node's HEP
-//!     (the same checks as decision 7) and untracked policy allows it, the reply is
-//!     NOTRACKed and conntrack never sees it. The flow stays [`Verdict::Allow`]
-//!     (the reply does reach the client) and [`Decision::notracked_reply`] records
-//!     where. For TCP the conntrack entry stays in SYN_SENT and the client's next
-//!     packet (the handshake's ACK) is INVALID (an ACK in SYN_SENT in the original
-//!     direction) and dropped by `ct state invalid`: connect() completes, nothing
-//!     after it passes ([`NotrackedReply::cuts_after_handshake`]; a run's `http`
-//!     probe is denied by [`DecidedBy::UntrackedReply`], a `tcp` probe connects).
-//!     UDP and ICMP replies reach the client and the probe's exchange is done
-//!     (allowed; kernel test `compile_probe`). SCTP is modelled like UDP (its
-//!     conntrack table does not reject a COOKIE_ECHO in COOKIE_WAIT) but is not
-//!     verified on a kernel. A failsafe ACCEPT in raw does not NOTRACK, so it never
-//!     triggers this.
-//! 19. A flow to the sender's own address (a pod to itself, an outside host to its
-//!     own address) never leaves the sender's namespace (the kernel delivers it on
-//!     `lo`): allowed, [`DecidedBy::NotPoliced`], no policy stage. Hairpin traffic
-//!     (a pod through a service back to itself) is not modelled specially.
+//! # Decisions
+//! Where the Calico semantics are silent, the model's choices are the entries of
+//! the "Model" section of `docs/decisions.md` (each covered by a test in
+//! `tests/model.rs`); code cites them by name, e.g. decision `notracked-reply`.
 
 mod decider;
 mod explain;
@@ -100,7 +38,7 @@ use crate::resolve::{Action, PolicyId, World};
 pub use decider::Decider;
 pub use explain::{explain, flow_log_policies, FlowLogPolicies};
 
-/// Default `FailsafeInboundHostPorts` (§5.6): (protocol number, port).
+/// Default `FailsafeInboundHostPorts` (docs/semantics.md#failsafe-ports): (protocol number, port).
 pub const FAILSAFE_INBOUND: &[(u8, u16)] = &[
     (6, 22),
     (17, 68),
@@ -112,7 +50,7 @@ pub const FAILSAFE_INBOUND: &[(u8, u16)] = &[
     (6, 6666),
     (6, 6667),
 ];
-/// Default `FailsafeOutboundHostPorts` (§5.6).
+/// Default `FailsafeOutboundHostPorts` (docs/semantics.md#failsafe-ports).
 pub const FAILSAFE_OUTBOUND: &[(u8, u16)] = &[
     (17, 53),
     (17, 67),
@@ -220,19 +158,19 @@ pub enum DecidedBy<'w> {
     Profile { name: &'w str, rule_index: usize },
     /// No tier gave a verdict and no profile rule matched: "Drop if no profiles matched".
     NoProfile,
-    /// A failsafe port on a host endpoint (§5.6).
+    /// A failsafe port on a host endpoint (docs/semantics.md#failsafe-ports).
     Failsafe,
-    /// Forwarded traffic with no applyOnForward policy deciding: allowed (§5.5).
+    /// Forwarded traffic with no applyOnForward policy deciding: allowed (decision `default-forward-allow`).
     DefaultForwardAllow,
     /// No Calico chain polices this hop (host → local pod, host → itself, an
     /// interface without a host endpoint, untracked/preDNAT stages without a verdict).
     NotPoliced,
-    /// Pod → its own host: `DefaultEndpointToHostAction` ACCEPT (§4.5).
+    /// Pod → its own host: `DefaultEndpointToHostAction` ACCEPT (decision `pod-to-own-host`).
     EndpointToHost,
     /// A service address with no (local) endpoint.
     NoServiceEndpoint,
     /// The flow was untracked (doNotTrack allow) but its replies are not allowed by
-    /// untracked policy in the other direction (§5.3).
+    /// untracked policy in the other direction (docs/semantics.md#donottrack).
     UntrackedReply,
     /// The destination is an address no hop of the modelled network delivers to.
     Unroutable,
@@ -288,7 +226,7 @@ pub enum Step<'w> {
         policy: &'w PolicyId,
     },
     /// A rule was tried. `mismatch` names the first field that did not match;
-    /// `absent` is set when the rule is not rendered for this IP family (§2.5).
+    /// `absent` is set when the rule is not rendered for this IP family (docs/semantics.md#ip-families).
     Rule {
         rule_index: usize,
         action: Action,
@@ -374,12 +312,12 @@ pub struct Decision<'w> {
     pub final_dst_ip: IpAddr,
     pub final_dst_port: u16,
     /// An allowed flow that was tracked where its reply is allowed by untracked
-    /// policy (decision 18); `None` otherwise and for every denied flow.
+    /// policy (decision `notracked-reply`); `None` otherwise and for every denied flow.
     pub notracked_reply: Option<NotrackedReply<'w>>,
     pub trace: Vec<Stage<'w>>,
 }
 
-/// A tracked flow's reply NOTRACKed by an untracked Allow (decision 18).
+/// A tracked flow's reply NOTRACKed by an untracked Allow (decision `notracked-reply`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NotrackedReply<'w> {
     /// The node whose conntrack misses the reply.
@@ -419,7 +357,7 @@ pub fn evaluate<'w>(world: &'w World, flow: &Flow) -> Decision<'w> {
 }
 
 /// The node an outside client's packet to load-balancer address `lb` arrives at
-/// (decision 6): the first node (scenario order) for `externalTrafficPolicy: Cluster`,
+/// (decision `lb-arrival-node`): the first node (scenario order) for `externalTrafficPolicy: Cluster`,
 /// the first node hosting an endpoint for `Local` (the first node when none does).
 /// `None` when no LoadBalancer service has that address or there is no node.
 pub fn lb_arrival_node(world: &World, lb: IpAddr) -> Option<usize> {

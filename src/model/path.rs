@@ -1,6 +1,7 @@
 //! The packet's path through the modelled network: which stages run, in which
-//! order, on which node (§4.5, §5), with service DNAT/SNAT and the reply check of
-//! untracked flows (§5.3).
+//! order, on which node (docs/semantics.md#combining-directions,
+//! docs/semantics.md#host-endpoints-and-stages), with service DNAT/SNAT and the reply check of
+//! untracked flows (docs/semantics.md#donottrack).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -114,14 +115,14 @@ struct Run<'w, 's, S> {
     pending_snat: Option<IpAddr>,
     replies: [Option<ReplyCheck>; MAX_REPLY_CHECKS],
     hops: usize,
-    /// The first reply of a tracked request that untracked policy allows (decision 18).
+    /// The first reply of a tracked request that untracked policy allows (decision `notracked-reply`).
     notracked_reply: Option<NotrackedReply<'w>>,
 }
 
 type Step2<'w> = Result<(), Core<'w>>;
 
 /// Evaluates a flow: the core of the decision and, for an allowed flow, the
-/// untracked reply of a tracked request (decision 18).
+/// untracked reply of a tracked request (decision `notracked-reply`).
 pub(crate) fn run<'w, S: Sink<'w>>(
     w: &'w World,
     flow: &Flow,
@@ -183,7 +184,7 @@ pub(crate) fn run<'w, S: Sink<'w>>(
         icmp_type: if icmp { flow.icmp_type } else { 0 },
         icmp_code: if icmp { flow.icmp_code } else { 0 },
     };
-    // Decision 19: a packet to the sender's own address never leaves its namespace
+    // Decision `own-address-local`: a packet to the sender's own address never leaves its namespace
     // (the kernel delivers it on `lo`): no node, no policy.
     let to_itself = match flow.src {
         FlowSource::Endpoint(i) => w
@@ -339,7 +340,7 @@ impl<'w, S: Sink<'w>> Run<'w, '_, S> {
                 StageResult::Allow(DecidedBy::Failsafe) => {}
                 StageResult::Allow(by) => {
                     if !rc.notracked && self.notracked_reply.is_none() {
-                        // Decision 18: the request was tracked on this node but its
+                        // Decision `notracked-reply`: the request was tracked on this node but its
                         // reply is NOTRACKed, so conntrack never sees it.
                         self.notracked_reply = Some(NotrackedReply {
                             node: self.node_name(rc.node),
@@ -667,7 +668,7 @@ impl<'w, S: Sink<'w>> Run<'w, '_, S> {
         self.dnat(node, &mut post)?;
         match self.locate(post.dst) {
             Loc::Pod(_, n) | Loc::Host(n) if n == node => {
-                // Host → local pod / itself: no Calico policy (§4.5, §5.5).
+                // Host → local pod / itself: no Calico policy (decision `host-to-local-not-policed`).
                 self.simple_stage(StageKind::Unpoliced, node, post, DecidedBy::NotPoliced);
                 self.apply_snat(node, &mut post);
                 self.deliver(post)

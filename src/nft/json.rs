@@ -2,7 +2,7 @@
 //!
 //! The value is built with the crate's typed schema, converted once to a
 //! `serde_json::Value` and patched where the crate serializes what nft 1.0.6
-//! rejects (kernel-notes §1): `"notrack"` becomes `{"notrack": null}`. Verdicts in
+//! rejects (the crate's `Statement::Notrack` is the bare string `"notrack"`): `"notrack"` becomes `{"notrack": null}`. Verdicts in
 //! our interface maps are `goto` objects, which the crate serializes correctly.
 //!
 //! What the JSON cannot carry: chain and set comments (the crate's `Chain` has no
@@ -389,7 +389,7 @@ impl Table {
                     comment: set
                         .comment
                         .as_deref()
-                        .map(|c| Cow::Owned(crate::nft::comment_text(c).into_owned())),
+                        .map(|c| Cow::Owned(crate::nft::comment_text(c))),
                     ..schema::Set::default()
                 }),
             ))));
@@ -436,7 +436,7 @@ impl Table {
                         comment: r
                             .comment
                             .as_deref()
-                            .map(|c| Cow::Owned(crate::nft::comment_text(c).into_owned())),
+                            .map(|c| Cow::Owned(crate::nft::comment_text(c))),
                     },
                 ))));
             }
@@ -447,7 +447,7 @@ impl Table {
     }
 
     /// The JSON `nft -j -f -` loads: [`Table::to_nftables`] serialized and patched
-    /// (`"notrack"` → `{"notrack": null}`, kernel-notes §1, gap 1).
+    /// (`"notrack"` → `{"notrack": null}`, which nft 1.0.6 requires).
     pub fn to_nftables_json(&self) -> Value {
         let mut v = serde_json::to_value(self.to_nftables()).unwrap_or(Value::Null);
         patch(&mut v);

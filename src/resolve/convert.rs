@@ -354,24 +354,11 @@ pub(super) fn build(inv: &Inventory) -> World {
             },
         );
     }
-    tiers.entry("default".into()).or_insert_with(|| Tier {
-        name: "default".into(),
-        order: Some(DEFAULT_TIER_ORDER),
-        default_action: TierAction::Deny,
-        valid: true,
-        policies: vec![],
-    });
-    // The tiers (Baseline)AdminNetworkPolicy land in exist when one is applied (Calico
-    // creates them; decision `admin-network-policy`).
-    for (tier, order) in inv.resources.values().filter_map(|r| match r.kind {
-        Kind::AdminNetworkPolicy => Some((KUBE_ADMIN_TIER, 1_000.0)),
-        Kind::BaselineAdminNetworkPolicy => Some((KUBE_BASELINE_TIER, 10_000_000.0)),
-        _ => None,
-    }) {
-        tiers.entry(tier.into()).or_insert_with(|| Tier {
-            name: tier.into(),
-            order: Some(order),
-            default_action: TierAction::Pass,
+    for (name, order, action) in BUILTIN_TIERS {
+        tiers.entry((*name).into()).or_insert_with(|| Tier {
+            name: (*name).into(),
+            order: Some(*order),
+            default_action: *action,
             valid: true,
             policies: vec![],
         });
@@ -564,7 +551,7 @@ pub(super) fn build(inv: &Inventory) -> World {
             world.endpoints[e].member_of[si / 64] |= 1u64 << (si % 64);
         }
     }
-    // Rule presence per family (§2.5).
+    // Rule presence per family (docs/semantics.md#ip-families).
     let mark = |r: &mut Rule| {
         r.absent_v4 = absent_for(r, false);
         r.absent_v6 = absent_for(r, true);
@@ -596,7 +583,7 @@ pub(super) fn build(inv: &Inventory) -> World {
     world
 }
 
-/// §2.5: a rule is not rendered for a family when its ipVersion differs, when a
+/// docs/semantics.md#ip-families: a rule is not rendered for a family when its ipVersion differs, when a
 /// non-empty nets/notNets list keeps no CIDR of that family, or when notNets holds
 /// that family's catch-all.
 fn absent_for(rule: &Rule, v6: bool) -> bool {
@@ -680,7 +667,7 @@ fn plans_for(tiers: &[Tier], e: &Endpoint) -> Plans {
             if !host && class != StageClass::Normal {
                 continue;
             }
-            // doNotTrack is ignored on `*` host endpoints (§1.6, §5.3).
+            // doNotTrack is ignored on `*` host endpoints (docs/semantics.md#donottrack).
             if class == StageClass::Untracked && e.interface.as_deref() == Some("*") {
                 continue;
             }
@@ -824,6 +811,18 @@ fn icmp(f: &Option<crate::diag::Spanned<crate::manifest::types::IcmpFields>>) ->
     })
 }
 
+/// The IP version a rule without `ipVersion` gets from its protocol, as Felix's
+/// `ipVersionToProtoIPVersion` (felix/calc/rule_convert.go) gives it: ICMP -> 4,
+/// ICMPv6 -> 6, anything else both (decision `icmp-ip-version`). The nets a rule
+/// names narrow it further in [`absent_for`], as Felix's `FilterRuleToIPVersion`.
+fn ip_version_of_protocol(protocol: Option<u8>) -> Option<u8> {
+    match protocol {
+        Some(1) => Some(4),
+        Some(58) => Some(6),
+        _ => None,
+    }
+}
+
 fn convert_rule(ctx: &mut Ctx, r: &RawRule, ns: &str) -> Rule {
     let action = match r.action.value.as_str() {
         "Deny" => Action::Deny,
@@ -831,6 +830,7 @@ fn convert_rule(ctx: &mut Ctx, r: &RawRule, ns: &str) -> Rule {
         "Pass" => Action::Pass,
         _ => Action::Allow,
     };
+    let protocol = r.protocol.as_ref().and_then(|p| parse_protocol(&p.value));
     Rule {
         absent_v4: false,
         absent_v6: false,
@@ -838,8 +838,9 @@ fn convert_rule(ctx: &mut Ctx, r: &RawRule, ns: &str) -> Rule {
         ip_version: r
             .ip_version
             .as_ref()
-            .and_then(|v| u8::try_from(v.value).ok()),
-        protocol: r.protocol.as_ref().and_then(|p| parse_protocol(&p.value)),
+            .and_then(|v| u8::try_from(v.value).ok())
+            .or_else(|| ip_version_of_protocol(protocol)),
+        protocol,
         not_protocol: r
             .not_protocol
             .as_ref()
@@ -851,7 +852,7 @@ fn convert_rule(ctx: &mut Ctx, r: &RawRule, ns: &str) -> Rule {
     }
 }
 
-/// §2.4: the effective positive selector and the pass-through notSelector.
+/// docs/semantics.md#rule-selectors: the effective positive selector and the pass-through notSelector.
 fn convert_entity(ctx: &mut Ctx, e: Option<&EntityRule>, ns: &str) -> EntityMatch {
     let Some(e) = e else {
         return EntityMatch::default();
@@ -935,7 +936,7 @@ fn convert_entity(ctx: &mut Ctx, e: Option<&EntityRule>, ns: &str) -> EntityMatc
 }
 
 // ---------------------------------------------------------------------------------
-// Kubernetes NetworkPolicy (§1.9)
+// Kubernetes NetworkPolicy (docs/semantics.md#kubernetes-networkpolicy)
 
 fn k8s_selector(s: &LabelSelector, pod: bool) -> Option<Selector> {
     let mut parts: Vec<Expr> = Vec::new();
@@ -954,7 +955,7 @@ fn k8s_selector(s: &LabelSelector, pod: bool) -> Option<Selector> {
             "NotIn" => Expr::NotIn(key, values),
             "Exists" => Expr::Has(key),
             "DoesNotExist" => Expr::Not(Box::new(Expr::Has(key))),
-            _ => return None, // unconvertible: the rule is dropped (§1.9)
+            _ => return None, // unconvertible: the rule is dropped (docs/semantics.md#kubernetes-networkpolicy)
         });
     }
     Some(match parts.len() {

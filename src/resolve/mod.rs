@@ -2,13 +2,15 @@
 //! into a [`World`] (what Calico's calculation graph would derive from them).
 //!
 //! Input: a validated [`Inventory`]. Output: a [`World`] holding
-//! - workload endpoints (pods, with the labels and profiles Calico adds, §1.7–1.8) and
+//! - workload endpoints (pods, with the labels and profiles Calico adds, docs/semantics.md#endpoint-labels) and
 //!   host endpoints, each with its applicable policies precomputed per stage class and
 //!   direction;
-//! - network sets (only feeding rule selectors, §1.5);
-//! - tiers sorted as Felix sorts them, each with its policies sorted (§4.1), types
-//!   defaulted (§4.3), selectors rewritten (§1.1, §1.2) and rules converted with entity
-//!   selectors rewritten (§2.4); Kubernetes NetworkPolicies converted (§1.9);
+//! - network sets (only feeding rule selectors, docs/semantics.md#network-sets);
+//! - tiers sorted as Felix sorts them, each with its policies sorted
+//!   (docs/semantics.md#ordering), types defaulted (docs/semantics.md#policy-types),
+//!   selectors rewritten (docs/semantics.md#policies) and rules converted with entity
+//!   selectors rewritten (docs/semantics.md#rule-selectors); Kubernetes
+//!   NetworkPolicies converted (docs/semantics.md#kubernetes-networkpolicy);
 //! - profiles `kns.<ns>` / `ksa.<ns>.<sa>` (and the static `projectcalico-default-allow`);
 //! - services with their endpoints;
 //! - every distinct rule selector interned once with its member addresses.
@@ -39,8 +41,21 @@ pub const LABEL_NAME: &str = "projectcalico.org/name";
 pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 /// The static allow-all profile auto host endpoints carry.
 pub const DEFAULT_ALLOW_PROFILE: &str = "projectcalico-default-allow";
-/// Order of the implicit `default` tier (§1.4).
+/// Order of the implicit `default` tier (docs/semantics.md#tiers).
 pub const DEFAULT_TIER_ORDER: f64 = 1_000_000.0;
+/// Order of the built-in `kube-admin` tier (AdminNetworkPolicy).
+pub const KUBE_ADMIN_TIER_ORDER: f64 = 1_000.0;
+/// Order of the built-in `kube-baseline` tier (BaselineAdminNetworkPolicy).
+pub const KUBE_BASELINE_TIER_ORDER: f64 = 10_000_000.0;
+
+/// The tiers Calico creates itself (decision `builtin-tiers`): name, order, default
+/// action. They exist without being declared; a declared one replaces its defaults
+/// (the Tier CRD's CEL rules fix the same values).
+pub const BUILTIN_TIERS: &[(&str, f64, TierAction)] = &[
+    ("default", DEFAULT_TIER_ORDER, TierAction::Deny),
+    ("kube-admin", KUBE_ADMIN_TIER_ORDER, TierAction::Pass),
+    ("kube-baseline", KUBE_BASELINE_TIER_ORDER, TierAction::Pass),
+];
 /// The tier Calico enforces AdminNetworkPolicy in (decision `admin-network-policy`).
 pub const KUBE_ADMIN_TIER: &str = "kube-admin";
 /// The tier Calico enforces BaselineAdminNetworkPolicy in.
@@ -54,7 +69,7 @@ pub struct World {
     pub endpoints: Vec<Endpoint>,
     /// NetworkSets (sorted by namespace, name) then GlobalNetworkSets (by name).
     pub network_sets: Vec<NetworkSet>,
-    /// Sorted as Felix sorts them (§1.4, §4.1); policies inside sorted too.
+    /// Sorted as Felix sorts them (docs/semantics.md#ordering); policies inside sorted too.
     pub tiers: Vec<Tier>,
     /// Sorted by name; see [`World::profile`].
     pub profiles: Vec<Profile>,
@@ -62,7 +77,7 @@ pub struct World {
     pub services: Vec<Service>,
     /// Every distinct rule selector (by canonical text), with its members.
     pub selector_sets: Vec<SelectorSet>,
-    /// Problems found while resolving (missing tiers, §10.2).
+    /// Problems found while resolving (missing tiers, decision `missing-tier`).
     pub diagnostics: Vec<Diagnostic>,
     /// Who owns each known IPv4 address, sorted (for O(log n) lookups).
     pub ip_index_v4: Vec<(u32, IpOwner)>,
@@ -114,7 +129,7 @@ pub struct Endpoint {
     pub node_index: Option<usize>,
     /// Pod IPs, or a HEP's `expectedIPs`.
     pub ips: Vec<IpAddr>,
-    /// Own labels, plus those Calico adds (§1.8).
+    /// Own labels, plus those Calico adds (docs/semantics.md#endpoint-labels).
     pub labels: BTreeMap<String, String>,
     /// `labelsToApply` of the parent profiles, in profile order (own labels win).
     pub inherited: Vec<BTreeMap<String, String>>,
@@ -174,7 +189,7 @@ pub(crate) fn with_layered<R>(
     f(&layered)
 }
 
-/// The classes of policy stages (§5.1), each with its own tier lists.
+/// The classes of policy stages (docs/semantics.md#stages), each with its own tier lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum StageClass {
     /// Workload chains and HEP filter INPUT/OUTPUT.
@@ -207,7 +222,7 @@ impl Plans {
 }
 
 /// One tier as it applies to one endpoint-direction: only tiers with at least one
-/// applicable, non-staged policy governing the direction appear (§4.4).
+/// applicable, non-staged policy governing the direction appear (docs/semantics.md#per-direction-evaluation).
 #[derive(Debug, Clone)]
 pub struct TierPlan {
     /// Index into [`World::tiers`].
@@ -240,7 +255,7 @@ pub struct Tier {
     pub name: String,
     pub order: Option<f64>,
     pub default_action: TierAction,
-    /// False when policies refer to it but no Tier object exists (§1.4, §10.2).
+    /// False when policies refer to it but no Tier object exists (decision `missing-tier`).
     pub valid: bool,
     pub policies: Vec<Policy>,
 }
@@ -275,7 +290,8 @@ impl PolicyKind {
         }
     }
 
-    /// Short name used in chain names and flow logs (§6.1, §8.1).
+    /// Short name used in chain names and flow logs (docs/semantics.md#chains,
+    /// docs/semantics.md#flow-log-records).
     pub fn short(self) -> &'static str {
         match self {
             PolicyKind::NetworkPolicy => "np",
@@ -305,7 +321,7 @@ pub struct PolicyId {
 }
 
 impl std::fmt::Display for PolicyId {
-    /// `kindShort:ns/name` or `kindShort:name` (flow-log form, §8.1).
+    /// `kindShort:ns/name` or `kindShort:name` (flow-log form, docs/semantics.md#flow-log-records).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.namespace {
             Some(ns) => write!(f, "{}:{ns}/{}", self.kind.short(), self.name),
@@ -353,7 +369,7 @@ impl Policy {
         }
     }
 
-    /// `"<name>/<namespace>/<kind>"`, Felix's tie-break key (§4.1).
+    /// `"<name>/<namespace>/<kind>"`, Felix's tie-break key (docs/semantics.md#ordering).
     pub fn sort_key(&self) -> String {
         format!(
             "{}/{}/{}",
@@ -394,7 +410,7 @@ pub use crate::manifest::values::PortSpec;
 /// A Calico rule, converted: selectors interned, protocols numeric.
 #[derive(Debug, Clone, Default)]
 pub struct Rule {
-    /// Not rendered for IPv4 / IPv6 (§2.5: ipVersion, nets/notNets filtering).
+    /// Not rendered for IPv4 / IPv6 (docs/semantics.md#ip-families: ipVersion, nets/notNets filtering).
     pub absent_v4: bool,
     pub absent_v6: bool,
     pub action: Option<Action>,
@@ -417,7 +433,7 @@ impl Rule {
 pub struct EntityMatch {
     pub nets: Vec<IpNet>,
     pub not_nets: Vec<IpNet>,
-    /// Effective positive selector (§2.4 step 3), index into [`World::selector_sets`].
+    /// Effective positive selector (docs/semantics.md#rule-selectors), index into [`World::selector_sets`].
     pub selector: Option<usize>,
     /// notSelector, never namespace-scoped.
     pub not_selector: Option<usize>,
@@ -427,7 +443,7 @@ pub struct EntityMatch {
     pub services: Option<(String, String)>,
 }
 
-/// One interned rule selector and the addresses in its IP set (§6.4).
+/// One interned rule selector and the addresses in its IP set (docs/semantics.md#ip-sets).
 #[derive(Debug, Clone)]
 pub struct SelectorSet {
     pub selector: Selector,
@@ -544,7 +560,7 @@ impl World {
 
     /// The host endpoint covering `iface` on node `node`: an explicit interface name
     /// wins (lowest name), then for eth0 a HEP with no interface name whose
-    /// expectedIPs hold the node's address, then a `*` HEP (§1.6).
+    /// expectedIPs hold the node's address, then a `*` HEP (docs/semantics.md#host-endpoints).
     pub fn hep_for(&self, node: usize, iface: &str) -> Option<usize> {
         let n = self.nodes.get(node)?;
         let on_node = || {

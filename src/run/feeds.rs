@@ -1,7 +1,7 @@
 //! This module deals with the threat feeds' state along a scenario: when each
 //! GlobalThreatFeed is pulled, what it got, and the GlobalNetworkSet it becomes.
 //!
-//! # Rules (calico-semantics §1.10, scenario-format §4)
+//! # Rules (docs/semantics.md#threat-feeds, docs/scenario-format.md#steps)
 //! - An enabled feed (`spec.mode` Enabled, the default) with `pull.http.url` is
 //!   pulled when it is applied (created, or its spec changed) and then every
 //!   `spec.pull.period` (default 24h) of scenario time: an `advance` that reaches

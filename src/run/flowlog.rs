@@ -1,4 +1,5 @@
-//! Flow-log records (calico-semantics §8.1, §8.2) of one probe, from the model's
+//! Flow-log records (docs/semantics.md#flow-log-records,
+//! docs/semantics.md#network-sets-in-flow-logs) of one probe, from the model's
 //! decision: one record per reporting stage.
 //!
 //! Reporters: the source workload's egress stage reports `src`, the destination
@@ -23,7 +24,7 @@ pub enum Reporter {
     Dst,
 }
 
-/// `{type, namespace, name, aggregated_name}` of one end (§8.1).
+/// `{type, namespace, name, aggregated_name}` of one end (docs/semantics.md#flow-log-records).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct EndpointMeta {
     /// `wep`, `hep`, `ns` or `net`.
@@ -136,7 +137,7 @@ pub(super) fn records(world: &World, d: &Decision<'_>, flow: &ProbeFlow) -> Vec<
     out
 }
 
-/// §8.1 / §8.2: a workload, a host endpoint, a network set (longest prefix; the
+/// docs/semantics.md#network-sets-in-flow-logs: a workload, a host endpoint, a network set (longest prefix; the
 /// flow's own namespace first, then global sets, ties by name), else `net`.
 pub(super) fn meta(world: &World, ip: IpAddr, own_ns: Option<&str>) -> EndpointMeta {
     let owner = world.owner(ip);

@@ -206,7 +206,7 @@ pub(super) fn predict(
         }
     }
     if outcome == Outcome::Allow {
-        // Decision 18 of the model: the reply is untracked where the request was tracked.
+        // Model decision `notracked-reply`: the reply is untracked where the request was tracked.
         if let Some(r) = d.notracked_reply {
             let cut = r.cuts_after_handshake(model::Proto::Tcp);
             let why = format!(

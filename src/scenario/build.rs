@@ -18,6 +18,7 @@ use crate::diag::Span;
 use crate::inventory::{
     ClusterConfig, NodeDef, OutsideHost, PortDef, ServedFile, IP_ADDRS_ANNOTATION, L4,
 };
+use crate::manifest::types::PolicySpec;
 use crate::manifest::{load_document, load_document_in, Body, Kind};
 use crate::yaml::{from_node, parse_stream, Document, Node, Origin, Style, Value};
 
@@ -28,6 +29,16 @@ const PROBE_OPTIONS: &[&str] = &[
     "expect", "status", "clientIP", "by", "alert", "logged", "timeout", "family",
 ];
 const OWNER_ANNOTATION: &str = "policylab.dev/owner";
+/// The tiers that exist without being declared (decision `builtin-tiers`).
+const BUILTIN_TIERS: &[&str] = &["default", "kube-admin", "kube-baseline"];
+
+fn tier_key(name: &str) -> ResourceKey {
+    ResourceKey {
+        kind: Kind::Tier,
+        namespace: None,
+        name: name.to_string(),
+    }
+}
 
 fn one_of(list: &[&str]) -> String {
     let mut v = list.to_vec();
@@ -46,6 +57,9 @@ struct World {
     docs: BTreeMap<ResourceKey, Node>,
     /// Addresses given to pods, kept when a pod is replaced.
     pod_ips: BTreeMap<ResourceKey, Vec<IpAddr>>,
+    /// The node each (not host-networked) pod was first placed on, kept after a
+    /// delete: the lab is built once per run, so a pod never changes node.
+    pod_nodes: BTreeMap<ResourceKey, String>,
     svc_ips: BTreeMap<ResourceKey, (Option<IpAddr>, Option<IpAddr>)>,
 }
 
@@ -344,6 +358,7 @@ pub(super) fn load(
         return None;
     }
     let checked = super::schema::check(root, diags);
+    let name_span = root.get("name").map_or(root.span, |n| n.span);
     let name = match root.get("name") {
         Some(_) if checked.rejected("name") => String::new(),
         None => {
@@ -436,6 +451,7 @@ pub(super) fn load(
             resources: BTreeMap::new(),
             docs: BTreeMap::new(),
             pod_ips: BTreeMap::new(),
+            pod_nodes: BTreeMap::new(),
             svc_ips: BTreeMap::new(),
         },
     };
@@ -473,6 +489,7 @@ pub(super) fn load(
     }
     Some(Scenario {
         name,
+        name_span,
         description,
         file,
         vars: ld.vars.clone(),
@@ -480,6 +497,33 @@ pub(super) fn load(
         steps,
         states,
     })
+}
+
+/// Why `h` cannot be one of an outside host's `hostnames:` (empty when it can): the
+/// feed puller resolves it and the lab's CA writes it into a certificate as a DNS
+/// name (an IA5String: ASCII only), so it must be an ASCII DNS name, any case
+/// (decision `scenario-names`).
+fn hostname_problems(h: &str) -> Vec<String> {
+    if !h.is_ascii() {
+        return vec![
+            "must be ASCII (a DNS name; write an internationalized name in its punycode form, `xn--...`)"
+                .into(),
+        ];
+    }
+    let lower = h.to_ascii_lowercase();
+    let mut out = Vec::new();
+    if h.len() > 253 {
+        out.push("must be no more than 253 characters".into());
+    }
+    if !crate::manifest::names::dns1123_subdomain(&lower).is_empty()
+        || h.split('.').any(|l| l.len() > 63)
+    {
+        out.push(
+            "must be a DNS name: dot-separated labels of 1 to 63 letters, digits or '-', each starting and ending with a letter or digit (any case)"
+                .into(),
+        );
+    }
+    out
 }
 
 /// Rebuilds the allocator's view of an inventory (addresses of pods and services
@@ -520,6 +564,7 @@ fn world_of(inv: &Inventory) -> World {
         resources: inv.resources.clone(),
         docs: BTreeMap::new(),
         pod_ips,
+        pod_nodes: BTreeMap::new(),
         svc_ips,
     }
 }
@@ -850,6 +895,11 @@ impl Loader<'_> {
                 );
                 continue;
             }
+            // A node is a Kubernetes Node: its name is a DNS-1123 subdomain
+            // (decision `scenario-names`).
+            if self.bad_name(&raw.name, "node") {
+                continue;
+            }
             let ip = match &raw.ip {
                 Some(s) => match parse_ip(s, self.diags) {
                     Some(IpAddr::V4(ip)) => ip,
@@ -912,6 +962,16 @@ impl Loader<'_> {
         }
     }
 
+    /// Reports a node or outside host name that is not a DNS-1123 subdomain
+    /// (decision `scenario-names`); true when it is not.
+    fn bad_name(&mut self, name: &Spanned<String>, what: &str) -> bool {
+        let problems = crate::manifest::names::dns1123_subdomain(&name.value);
+        for p in &problems {
+            self.err(name.span, format!("{what} name `{}`: {p}", name.value));
+        }
+        !problems.is_empty()
+    }
+
     /// An address must not be in the pod, service or fabric ranges (unless `fabric_ok`).
     fn check_not_in_ranges(&mut self, ip: IpAddr, span: Span, fabric_ok: bool) {
         let cl = &self.world.cluster;
@@ -969,6 +1029,15 @@ impl Loader<'_> {
             if self.world.outside.iter().any(|h| h.name == name) {
                 self.err(raw.name.span, format!("duplicate outside host `{name}`"));
                 continue;
+            }
+            // Decision `scenario-names`: probes name hosts in `FROM -> TO:PORT/PROTO`.
+            if self.bad_name(&raw.name, "outside host") {
+                continue;
+            }
+            for h in raw.hostnames.iter().flatten() {
+                for problem in hostname_problems(&h.value) {
+                    self.err(h.span, format!("hostname `{}`: {problem}", h.value));
+                }
             }
             let mut ips = Vec::new();
             match &ip_node {
@@ -1497,6 +1566,20 @@ impl Loader<'_> {
             );
             return None;
         }
+        if let Body::Policy(spec) = &res.body {
+            self.check_tier_exists(spec, res.span)?;
+        }
+        if res.kind == Kind::Tier && create && BUILTIN_TIERS.contains(&key.name.as_str()) {
+            self.err(
+                name_span,
+                format!(
+                    "{key} already exists: Calico creates the tiers {} itself (`create` does \
+                     not replace; use `apply`)",
+                    BUILTIN_TIERS.join(", ")
+                ),
+            );
+            return None;
+        }
         match res.kind {
             Kind::Pod => self.prepare_pod(&mut res, &key)?,
             Kind::Service => self.prepare_service(&mut res, &key)?,
@@ -1511,6 +1594,46 @@ impl Loader<'_> {
         }
         self.world.resources.insert(key, res.clone());
         Some(res)
+    }
+
+    /// A policy's tier must exist when the policy is written, as Calico's API
+    /// server requires (decision `builtin-tiers`); the built-in tiers always do.
+    fn check_tier_exists(&mut self, spec: &PolicySpec, span: Span) -> Option<()> {
+        let (tier, sp) = spec
+            .tier
+            .as_ref()
+            .map_or(("default", span), |t| (t.value.as_str(), t.span));
+        if BUILTIN_TIERS.contains(&tier) || self.world.resources.contains_key(&tier_key(tier)) {
+            return Some(());
+        }
+        self.err(
+            sp,
+            format!(
+                "tier {tier:?} does not exist: apply a Tier named {tier:?} first (Calico's API \
+                 rejects a policy in a missing tier; the built-in tiers are {})",
+                BUILTIN_TIERS.join(", ")
+            ),
+        );
+        None
+    }
+
+    /// Why a tier cannot be deleted now, as Calico's client refuses it
+    /// (libcalico-go/lib/clientv3/tier.go `Delete`; decision `builtin-tiers`).
+    fn tier_delete_problem(&self, name: &str) -> Option<String> {
+        if BUILTIN_TIERS.contains(&name) {
+            return Some(format!(
+                "the {name:?} tier is built in: Calico does not delete it"
+            ));
+        }
+        let user = self.world.resources.values().find(|r| match &r.body {
+            Body::Policy(spec) => spec.tier.as_ref().is_some_and(|t| t.value == name),
+            _ => false,
+        })?;
+        Some(format!(
+            "tier {name:?} is not empty ({} is in it): Calico cannot delete a non-empty tier; \
+             delete its policies first",
+            user.key()
+        ))
     }
 
     fn prepare_pod(&mut self, res: &mut Resource, key: &ResourceKey) -> Option<()> {
@@ -1564,6 +1687,25 @@ impl Loader<'_> {
         if spec.host_network == Some(true) {
             // A host-networked pod has its node's addresses, not a pod address.
             return Some(());
+        }
+        // Decision `pod-stays-on-its-node`: the lab is built once per run.
+        match self.world.pod_nodes.get(key) {
+            Some(was) if *was != node.value => {
+                self.err(
+                    node.span,
+                    format!(
+                        "pod {} was on node {was} in an earlier step and would move to node {}: policylab builds the lab once per run and cannot move a pod between nodes (give the pod on {} another name)",
+                        ns_name(key),
+                        node.value,
+                        node.value
+                    ),
+                );
+                return None;
+            }
+            Some(_) => {}
+            None => {
+                self.world.pod_nodes.insert(key.clone(), node.value.clone());
+            }
         }
         let range4 = self.world.node_range_v4(idx);
         let range6 = self.world.node_range_v6(idx);
@@ -1646,6 +1788,18 @@ impl Loader<'_> {
                 }
             },
         };
+        if let Some(was) = self.world.pod_ips.get(key).filter(|was| **was != ips) {
+            let was: Vec<String> = was.iter().map(ToString::to_string).collect();
+            self.err(
+                res.span,
+                format!(
+                    "pod {} had the addresses {} in an earlier step: policylab builds the lab once per run and cannot readdress a pod (give the pod another name)",
+                    ns_name(key),
+                    was.join(", ")
+                ),
+            );
+            return None;
+        }
         let list: Vec<String> = ips.iter().map(ToString::to_string).collect();
         res.metadata
             .annotations
@@ -1895,6 +2049,21 @@ impl Loader<'_> {
         }
     }
 
+    /// For a reference to a missing NetworkPolicy of one API group, the policy of
+    /// the same namespace and name in the other group, if it exists.
+    fn other_network_policy(&self, k: &ResourceKey) -> Option<ResourceKey> {
+        let other = match k.kind {
+            Kind::NetworkPolicy => Kind::K8sNetworkPolicy,
+            Kind::K8sNetworkPolicy => Kind::NetworkPolicy,
+            _ => return None,
+        };
+        let o = ResourceKey {
+            kind: other,
+            ..k.clone()
+        };
+        self.world.resources.contains_key(&o).then_some(o)
+    }
+
     fn delete_step(&mut self, v: &Node) -> Option<Step> {
         let before = self.diags.error_count();
         let (docs, mut refs) = self.manifest_docs(v, true);
@@ -1906,11 +2075,28 @@ impl Loader<'_> {
         }
         let mut keys = Vec::new();
         for (k, span) in refs {
+            if k.kind == Kind::Tier {
+                if let Some(problem) = self.tier_delete_problem(&k.name) {
+                    self.err(span, format!("{k} cannot be deleted: {problem}"));
+                    continue;
+                }
+            }
             if self.world.resources.contains_key(&k) {
                 self.remove(&k);
                 keys.push(k);
             } else {
-                self.err(span, format!("{k} does not exist, so it cannot be deleted"));
+                let hint = self.other_network_policy(&k).map_or(String::new(), |o| {
+                    format!(
+                        " ({o} exists: `{}` names Calico's projectcalico.org/v3 NetworkPolicy, \
+                         `{}` the networking.k8s.io/v1 one)",
+                        Kind::NetworkPolicy.ref_name(),
+                        Kind::K8sNetworkPolicy.ref_name()
+                    )
+                });
+                self.err(
+                    span,
+                    format!("{k} does not exist, so it cannot be deleted{hint}"),
+                );
             }
         }
         (self.diags.error_count() == before).then_some(Step::Delete(keys))
@@ -1956,9 +2142,12 @@ impl Loader<'_> {
             return None;
         }
         if !self.world.resources.contains_key(&key) {
+            let hint = self
+                .other_network_policy(&key)
+                .map_or(String::new(), |o| format!(" ({o} exists: write `{o}`)"));
             self.err(
                 t.span,
-                format!("{key} does not exist, so it cannot be patched"),
+                format!("{key} does not exist, so it cannot be patched{hint}"),
             );
             return None;
         }

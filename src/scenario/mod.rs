@@ -71,6 +71,8 @@ pub use short::Cell as Expectation;
 #[derive(Debug, Clone)]
 pub struct Scenario {
     pub name: String,
+    /// Where `name` is written (the file's first position when it is missing).
+    pub name_span: crate::diag::Span,
     pub description: Option<String>,
     pub file: FileId,
     /// `vars:` (placeholder values).
@@ -234,6 +236,29 @@ pub fn load(sources: &mut Sources, path: &Path, diags: &mut Diagnostics) -> Opti
                 crate::diag::display_path(path)
             )));
             None
+        }
+    }
+}
+
+/// Reports every scenario whose name an earlier one in `scenarios` already has:
+/// one run's pcap files and JUnit suites are named after scenarios, so names
+/// must be unique in it.
+pub fn check_unique_names(scenarios: &[Scenario], sources: &Sources, diags: &mut Diagnostics) {
+    let mut first: std::collections::BTreeMap<&str, &Scenario> = Default::default();
+    for sc in scenarios {
+        match first.get(sc.name.as_str()) {
+            Some(f) => diags.error(
+                sc.name_span,
+                format!(
+                    "scenario name `{}` is also the name of {}:{}: one run's pcap files and JUnit suites are named after scenarios, so names must be unique",
+                    sc.name,
+                    crate::diag::display_path(sources.path(f.file)),
+                    f.name_span.line
+                ),
+            ),
+            None => {
+                first.insert(&sc.name, sc);
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The scenario file as written (raw, spanned): serde mirrors of `cluster:` and
-//! `outside:` entries of scenario-format.md §2–§3. Unknown keys are errors with
+//! `outside:` entries of docs/scenario-format.md#cluster and
+//! docs/scenario-format.md#outside. Unknown keys are errors with
 //! "expected one of" (`deny_unknown_fields`); each list entry is read on its own so
 //! one run lists the problems of every entry. Steps are read by hand in
 //! [`super::build`] because a step is "exactly one verb key plus options".

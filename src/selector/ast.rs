@@ -1,4 +1,4 @@
-//! The selector syntax tree, its evaluation (§3.3) and the structural rewrites Calico
+//! The selector syntax tree, its evaluation (docs/semantics.md#selector-evaluation) and the structural rewrites Calico
 //! applies to selectors (label prefixing, `all()`/`global()` replacement).
 //!
 //! The tree has exactly the shape libcalico-go's parser builds, because the canonical
@@ -22,7 +22,7 @@ pub enum Expr {
     /// `all()`: always true.
     All,
     /// `global()`: true as a plain expression; its meaning comes from the
-    /// namespaceSelector rewrite (§2.4), see [`Selector::replace_global`](super::Selector::replace_global).
+    /// namespaceSelector rewrite (docs/semantics.md#rule-selectors), see [`Selector::replace_global`](super::Selector::replace_global).
     Global,
     /// `has(label)`: the label is present (with any value, even `""`).
     Has(String),
@@ -59,7 +59,7 @@ impl Expr {
         Expr::Or(vec![a, b])
     }
 
-    /// Evaluates the expression against `labels` (§3.3). Allocation-free.
+    /// Evaluates the expression against `labels` (docs/semantics.md#selector-evaluation). Allocation-free.
     pub fn matches<L: Labels + ?Sized>(&self, labels: &L) -> bool {
         match self {
             Expr::All | Expr::Global => true,

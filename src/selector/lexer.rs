@@ -1,4 +1,4 @@
-//! The selector tokenizer (§3.1), following libcalico-go's `tokenizer.go`.
+//! The selector tokenizer (docs/semantics.md#selector-syntax), following libcalico-go's `tokenizer.go`.
 //!
 //! It is context-sensitive in one place, as upstream: right after a label it reads
 //! one of the word operators (`contains`, `starts with`, `ends with`, `not in`, `in`)

@@ -1,4 +1,4 @@
-//! This module deals with Calico's label-selector language (spec §3): parsing,
+//! This module deals with Calico's label-selector language (docs/semantics.md#selectors): parsing,
 //! canonical printing, the selector UID, evaluation against labels, and the
 //! rewrites libcalico-go applies to namespace and service-account selectors.
 //!
@@ -8,7 +8,7 @@
 //!   [`Selector::unique_id`] hashes that text as Calico's `UniqueID()` does; both
 //!   decide IP-set identity, so they must match upstream exactly.
 //! - [`Selector::matches`] evaluates against any [`Labels`], including
-//!   [`Layered`] labels (own labels first, then each parent profile in order, §1.7).
+//!   [`Layered`] labels (own labels first, then each parent profile in order, docs/semantics.md#profiles).
 //!
 //! Guarantees:
 //! - `parse` never panics; it accepts exactly the selectors upstream accepts, except
@@ -122,7 +122,7 @@ impl Selector {
         self.root
     }
 
-    /// Evaluates the selector against `labels` (§3.3). Allocation-free.
+    /// Evaluates the selector against `labels` (docs/semantics.md#selector-evaluation). Allocation-free.
     pub fn matches(&self, labels: &dyn Labels) -> bool {
         self.root.matches(labels)
     }
@@ -190,7 +190,7 @@ impl Selector {
     }
 
     /// Replaces every `all()` node with `with`, e.g. `has(projectcalico.org/namespace)`
-    /// for a namespaceSelector (§2.4).
+    /// for a namespaceSelector (docs/semantics.md#rule-selectors).
     ///
     /// Calico does this with `strings.Replace` on the canonical text and re-parses.
     /// Replacing nodes and then normalising as the re-parse would
@@ -202,7 +202,7 @@ impl Selector {
     }
 
     /// Replaces every `global()` node with `with`, e.g.
-    /// `!has(projectcalico.org/namespace)` for a namespaceSelector (§2.4). Same
+    /// `!has(projectcalico.org/namespace)` for a namespaceSelector (docs/semantics.md#rule-selectors). Same
     /// text-versus-tree remarks as [`replace_all`](Selector::replace_all); note that
     /// `!global()` becomes `has(…)`, because the text `!!has(…)` collapses.
     pub fn replace_global(&self, with: Expr) -> Selector {
@@ -262,7 +262,7 @@ impl Labels for () {
     }
 }
 
-/// An endpoint's labels with inherited profile labels as a fallback (§1.7): `own`
+/// An endpoint's labels with inherited profile labels as a fallback (docs/semantics.md#profiles): `own`
 /// first, then each of `inherited` in order; the first that has the key wins.
 #[derive(Clone, Copy)]
 pub struct Layered<'a> {

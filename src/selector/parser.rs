@@ -1,4 +1,4 @@
-//! The selector parser (§3.2), following libcalico-go's `parser.go`: a recursive
+//! The selector parser (docs/semantics.md#selector-syntax), following libcalico-go's `parser.go`: a recursive
 //! descent over the tokens of [`lexer`](super::lexer), one token of lookahead.
 //!
 //! ```text

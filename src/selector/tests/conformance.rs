@@ -1,4 +1,4 @@
-//! Spec §3.5: every row of the conformance table, the must-fail list, the
+//! docs/semantics.md#selector-conformance: every row of the conformance table, the must-fail list, the
 //! canonicalisation examples and the UIDs (from libcalico-go `parser_test.go`).
 
 use rstest::rstest;
@@ -9,7 +9,7 @@ use crate::selector::parse;
 const QUOTES: &str = r#"a in {"'", '"', "c"}"#;
 const NOT_QUOTES: &str = r#"a not in {"'", '"', "c"}"#;
 
-/// One row of the §3.5 table: every selector variant, evaluated against the labels,
+/// One row of the conformance table: every selector variant, evaluated against the labels,
 /// gives `expected`, before and after a canonical round trip.
 #[rstest]
 #[case::r01(1, &[r#"a == "b""#], &[("a", "b")], true)]
@@ -93,7 +93,7 @@ fn table_row(
     }
 }
 
-/// Spec §3.5 must-fail list: upstream `badSelectors` and the tokenizer-level ones.
+/// The must-fail list: upstream `badSelectors` and the tokenizer-level ones.
 #[rstest]
 #[case("b == b")]
 #[case("b contains b")]
@@ -137,7 +137,7 @@ fn must_fail(#[case] input: &str) {
     assert!(!err.message.is_empty());
 }
 
-/// Spec §3.5 canonicalisation examples, plus the rest of upstream's
+/// Upstream's canonicalisation examples, plus the rest of upstream's
 /// `canonicalisationTests`. The canonical text is a fixed point.
 #[rstest]
 #[case("", "all()")]

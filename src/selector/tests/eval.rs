@@ -1,5 +1,6 @@
-//! Evaluation (§3.3) beyond the table, layered labels (§1.7), and the rewrite
-//! helpers Calico applies to namespace and service-account selectors (§2.4).
+//! Evaluation (docs/semantics.md#selector-evaluation) beyond the table, layered
+//! labels (docs/semantics.md#profiles), and the rewrite helpers Calico applies to
+//! namespace and service-account selectors (docs/semantics.md#rule-selectors).
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -116,7 +117,7 @@ fn and_is_parse_of_parenthesised_conjunction() {
     }
 }
 
-/// §2.4: a namespaceSelector gets the `pcns.` prefix, then `all()` becomes
+/// docs/semantics.md#rule-selectors: a namespaceSelector gets the `pcns.` prefix, then `all()` becomes
 /// `has(projectcalico.org/namespace)` and `global()` becomes its negation.
 #[rstest]
 #[case("all()", "has(projectcalico.org/namespace)")]

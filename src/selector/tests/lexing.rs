@@ -1,4 +1,4 @@
-//! Spec §3.1 lexical corner cases, and the error messages with their offsets.
+//! Lexical corner cases (docs/semantics.md#selector-syntax), and the error messages with their offsets.
 
 use rstest::rstest;
 

@@ -1,8 +1,9 @@
-//! Tests of the selector language against spec §3.
+//! Tests of the selector language against docs/semantics.md#selectors
+//! (upstream: libcalico-go/lib/selector).
 //!
-//! - [`conformance`]: the §3.5 tables (match rows, must-fail list, canonicalisation,
+//! - [`conformance`]: the conformance tables (match rows, must-fail list, canonicalisation,
 //!   UIDs) and the upstream visitor examples.
-//! - [`lexing`]: the §3.1 corner cases and error messages with their offsets.
+//! - [`lexing`]: the lexical corner cases and error messages with their offsets.
 //! - [`eval`]: evaluation details, layered labels, the rewrite helpers.
 //! - [`props`]: property tests (round trip, no panics).
 
