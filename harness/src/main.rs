@@ -395,6 +395,7 @@ mod tests {
             ("run", "docs/scenario-format.md"),
             ("run", "docs/semantics.md"),
             ("explain", "docs/semantics.md"),
+            ("compile", "docs/semantics.md"),
         ] {
             let help = cmd
                 .find_subcommand_mut(sub)

@@ -424,11 +424,17 @@ fn path_order(events: &mut [KernelEvent]) {
 /// The deciding decider and the allowing ones, from path-ordered verdict events.
 fn attribute(world: &World, events: &[KernelEvent]) -> (Option<Decider>, Vec<Decider>) {
     let mut allowing: Vec<Decider> = Vec::new();
+    let mut last_allow = None;
     let mut deny = None;
     for e in events.iter().filter(|e| !e.log_rule) {
         let Some(t) = &e.tag else { continue };
         match effect(world, t) {
             Effect::Allow => {
+                // The last allowing event decides, even when an earlier stage (on
+                // another node) named the same decider: a profile allowing on both
+                // ends of a forwarded flow still decides after the forward stage
+                // in between (`hep-forward-default-allow`).
+                last_allow = Some(t.decider.clone());
                 if !allowing.contains(&t.decider) {
                     allowing.push(t.decider.clone());
                 }
@@ -441,7 +447,7 @@ fn attribute(world: &World, events: &[KernelEvent]) -> (Option<Decider>, Vec<Dec
     }
     match deny {
         Some(d) => (Some(d), Vec::new()),
-        None => (allowing.last().cloned(), allowing),
+        None => (last_allow, allowing),
     }
 }
 
@@ -490,6 +496,9 @@ pub struct KernelLab {
     world: Option<Arc<World>>,
     lb_routes: BTreeMap<IpAddr, String>,
     node_addrs: BTreeSet<IpAddr>,
+    /// Every pod address of the lab (with node and outside addresses: what the
+    /// fabric routes somewhere; anything else meets its blackhole route).
+    pod_addrs: BTreeSet<IpAddr>,
     outside_addrs: BTreeMap<IpAddr, String>,
     failed: BTreeSet<String>,
     perturb: bool,
@@ -572,6 +581,11 @@ impl KernelLab {
             iface_names.insert(ns.name().to_string(), InterfaceNames::of(ns)?);
         }
         let node_addrs = plan.nodes.iter().flat_map(|n| n.addresses()).collect();
+        let pod_addrs = plan
+            .pods
+            .iter()
+            .flat_map(|p| std::iter::once(IpAddr::V4(p.ipv4)).chain(p.ipv6.map(IpAddr::V6)))
+            .collect();
         let lb_routes = plan
             .load_balancers
             .iter()
@@ -590,6 +604,7 @@ impl KernelLab {
             world: None,
             lb_routes,
             node_addrs,
+            pod_addrs,
             outside_addrs,
             failed: BTreeSet::new(),
             perturb: opts.perturb,
@@ -844,6 +859,13 @@ impl KernelLab {
         })
     }
 
+    /// Whether a pod, node or outside host of the lab has the address.
+    fn holds(&self, ip: IpAddr) -> bool {
+        self.pod_addrs.contains(&ip)
+            || self.node_addrs.contains(&ip)
+            || self.outside_addrs.contains_key(&ip)
+    }
+
     /// Runs probes (concurrently, in batches) and attributes each from NFLOG.
     pub async fn probe(&self, flows: &[&ProbeFlow]) -> Result<Vec<KernelProbe>, RunnerError> {
         let mut out = Vec::with_capacity(flows.len());
@@ -907,12 +929,25 @@ impl KernelLab {
                     || self.node_addrs.contains(&t.src)
                     || Some(t.src) == client)
         };
+        // The drop of a reply decides an untracked flow (its reply has no conntrack
+        // entry: INVALID, or a new flow policy drops); a reply's allows only trace
+        // the reply, as in the model, and are not the probe's.
+        let sent = o.local_addr.map(|local| FiveTuple {
+            protocol: protocol_number(flow),
+            src: local.ip(),
+            src_port: local.port(),
+            dst: flow.dst_ip,
+            dst_port: flow.port.unwrap_or(0),
+        });
+        let reply_drop = |e: &NflogEvent, t: &FiveTuple| -> bool {
+            e.group == compile::NFLOG_GROUP_DENY && sent.is_some_and(|s| s.reply_of(t))
+        };
         let decode = |events: &[Arc<NflogEvent>], log_rule: bool| -> Vec<KernelEvent> {
             let mut seen = BTreeSet::new();
             let mut out = Vec::new();
             let mut lines = Vec::new();
             for e in events {
-                let Some(t) = e.tuple.as_ref().filter(|t| ours(t)) else {
+                let Some(t) = e.tuple.as_ref().filter(|t| ours(t) || reply_drop(e, t)) else {
                     continue;
                 };
                 // A connected TCP probe: drops of its later segments (no SYN) come
@@ -979,6 +1014,15 @@ impl KernelLab {
                 .or(dst_host.filter(|h| self.failed.contains(h)))
             {
                 decider = Some(Decider::HostDown { host: h });
+            } else if !self.holds(flow.dst_ip)
+                && !events
+                    .iter()
+                    .any(|e| e.packet.is_some_and(|p| p.dst != flow.dst_ip))
+            {
+                // Nothing in the lab holds the address and no node rewrote it
+                // (DNAT): the fabric's blackhole route dropped it, silently, as the
+                // model's `Unroutable` says (decision `unroutable-address`).
+                decider = Some(Decider::Unroutable);
             }
         }
         let log_lines: Vec<LogLine> = log_events
@@ -1409,6 +1453,29 @@ mod tests {
         assert_eq!(
             attribute(&w, &events),
             (Some(rule("no", Action::Deny)), vec![])
+        );
+        // A host endpoint's forward stage between two allows by the same profile:
+        // the last allowing event decides, not the first occurrence of each
+        // decider (decision `hep-forward-default-allow`).
+        let profile = Decider::Profile {
+            name: "kns.default".into(),
+            rule_index: 0,
+        };
+        let hep = vec![
+            event("node-1", StageKind::WorkloadEgress, profile.clone()),
+            event(
+                "node-1",
+                StageKind::HostForwardEgress,
+                Decider::DefaultForwardAllow,
+            ),
+            event("node-2", StageKind::WorkloadIngress, profile.clone()),
+        ];
+        assert_eq!(
+            attribute(&w, &hep),
+            (
+                Some(profile.clone()),
+                vec![profile.clone(), Decider::DefaultForwardAllow]
+            )
         );
         // A forwarding node without source or destination stages sits between.
         let mut fwd = vec![

@@ -61,6 +61,9 @@ struct World {
     /// delete: the lab is built once per run, so a pod never changes node.
     pod_nodes: BTreeMap<ResourceKey, String>,
     svc_ips: BTreeMap<ResourceKey, (Option<IpAddr>, Option<IpAddr>)>,
+    /// IPAM block affinities with `cluster.blockSize` (block -> node index), kept
+    /// when the block empties, as Calico keeps a node's block affinity.
+    blocks: BTreeMap<Ipv4Net, usize>,
 }
 
 impl World {
@@ -87,6 +90,22 @@ impl World {
 
     fn node_range_v6(&self, idx: usize) -> Option<Ipv6Net> {
         self.cluster.node_pod_range_v6(idx)
+    }
+
+    /// Whether a node, outside host, pod or service (cluster or load-balancer
+    /// address) has `ip` now.
+    fn holds(&self, ip: IpAddr) -> bool {
+        self.nodes
+            .iter()
+            .any(|n| IpAddr::V4(n.ip) == ip || n.ipv6.map(IpAddr::V6) == Some(ip))
+            || self.outside.iter().any(|h| h.ips.contains(&ip))
+            || self
+                .pod_ips
+                .iter()
+                .any(|(k, ips)| ips.contains(&ip) && self.resources.contains_key(k))
+            || self.svc_ips.iter().any(|(k, (c, l))| {
+                (*c == Some(ip) || *l == Some(ip)) && self.resources.contains_key(k)
+            })
     }
 
     /// Every address in use and who holds it.
@@ -453,6 +472,7 @@ pub(super) fn load(
             pod_ips: BTreeMap::new(),
             pod_nodes: BTreeMap::new(),
             svc_ips: BTreeMap::new(),
+            blocks: BTreeMap::new(),
         },
     };
     ld.cluster(root.get("cluster"));
@@ -566,6 +586,7 @@ fn world_of(inv: &Inventory) -> World {
         pod_ips,
         pod_nodes: BTreeMap::new(),
         svc_ips,
+        blocks: BTreeMap::new(),
     }
 }
 
@@ -830,13 +851,32 @@ impl Loader<'_> {
                 c.get(k)
                     .filter(|_| !checked.rejected(&format!("cluster.{k}")))
             };
+            if let Some(n) = field("blockSize") {
+                match n.scalar_text().and_then(|t| t.parse::<u8>().ok()) {
+                    // Calico's IPPool validation: an IPv4 block is /20 to /32.
+                    Some(b) if (20..=32).contains(&b) => self.world.cluster.block_size = Some(b),
+                    _ => self.err(
+                        n.span,
+                        format!(
+                            "`blockSize` must be a prefix length from 20 to 32 (Calico's default is 26), found {}",
+                            n.describe()
+                        ),
+                    ),
+                }
+            }
             if let Some(n) = field("podCIDR") {
                 if let Some(v) = self.cidr::<Ipv4Net>(n, "podCIDR") {
-                    if v.prefix_len() > 23 {
-                        self.err(
+                    match self.world.cluster.block_size {
+                        Some(b) if v.prefix_len() > b => self.err(
+                            n.span,
+                            format!("`podCIDR` must hold at least one /{b} block (`blockSize`)"),
+                        ),
+                        Some(_) => {}
+                        None if v.prefix_len() > 23 => self.err(
                             n.span,
                             "`podCIDR` must be /23 or larger: node n gets its n-th /24",
-                        );
+                        ),
+                        None => {}
                     }
                     self.world.cluster.pod_cidr = v.trunc();
                 }
@@ -1727,6 +1767,16 @@ impl Loader<'_> {
                         self.err(res.span, format!("`{s}` is not an IP address"));
                         return None;
                     };
+                    if let (IpAddr::V4(v4), Some(_)) = (ip, self.world.cluster.block_size) {
+                        if !self.claim_block_of(v4, idx, res.span, &node.value) {
+                            return None;
+                        }
+                        if !self.check_free(ip, res.span, &who) {
+                            return None;
+                        }
+                        ips.push(ip);
+                        continue;
+                    }
                     let in_range = match ip {
                         IpAddr::V4(v4) => range4.is_some_and(|r| r.contains(&v4)),
                         IpAddr::V6(v6) => range6.is_some_and(|r| r.contains(&v6)),
@@ -1755,10 +1805,27 @@ impl Loader<'_> {
                 ips
             }
             None => match self.world.pod_ips.get(key) {
-                Some(ips) if self.same_node_ips(ips, range4, range6) => ips.clone(),
+                Some(ips) if self.same_node_ips(ips, idx, range4, range6) => ips.clone(),
                 _ => {
                     let taken = self.world.taken();
                     let mut ips = Vec::new();
+                    if self.world.cluster.block_size.is_some() {
+                        match self.block_address(idx, &taken) {
+                            Some(ip) => ips.push(IpAddr::V4(ip)),
+                            None => {
+                                self.err(
+                                    res.span,
+                                    format!(
+                                        "podCIDR {} has no free pod address left for node {} (every /{} block is full or belongs to another node)",
+                                        self.world.cluster.pod_cidr,
+                                        node.value,
+                                        self.world.cluster.block_size.unwrap_or_default()
+                                    ),
+                                );
+                                return None;
+                            }
+                        }
+                    }
                     if let Some(r) = range4 {
                         let base = u32::from(r.network());
                         let ip = (10..255)
@@ -1809,11 +1876,74 @@ impl Loader<'_> {
         Some(())
     }
 
-    fn same_node_ips(&self, ips: &[IpAddr], r4: Option<Ipv4Net>, r6: Option<Ipv6Net>) -> bool {
+    fn same_node_ips(
+        &self,
+        ips: &[IpAddr],
+        idx: usize,
+        r4: Option<Ipv4Net>,
+        r6: Option<Ipv6Net>,
+    ) -> bool {
+        let cl = &self.world.cluster;
         ips.iter().all(|ip| match ip {
+            IpAddr::V4(v) if cl.block_size.is_some() => cl
+                .block_of(*v)
+                .is_some_and(|b| self.world.blocks.get(&b) == Some(&idx)),
             IpAddr::V4(v) => r4.is_some_and(|r| r.contains(v)),
             IpAddr::V6(v) => r6.is_some_and(|r| r.contains(v)),
         })
+    }
+
+    /// Decision `ipam-blocks`: the lowest free address of the node's blocks (in
+    /// block order, from each block's first address, as Calico's IPAM assigns
+    /// ordinals); when they are full, the node claims the lowest free block of
+    /// `podCIDR`.
+    fn block_address(&mut self, idx: usize, taken: &BTreeMap<IpAddr, String>) -> Option<Ipv4Addr> {
+        let bs = self.world.cluster.block_size?;
+        let free_in = |b: &Ipv4Net| {
+            let first = u32::from(b.network());
+            let last = u32::from(b.broadcast());
+            (first..=last)
+                .map(Ipv4Addr::from)
+                .find(|a| !taken.contains_key(&IpAddr::V4(*a)))
+        };
+        for (b, _) in self.world.blocks.iter().filter(|(_, n)| **n == idx) {
+            if let Some(a) = free_in(b) {
+                return Some(a);
+            }
+        }
+        let pool = self.world.cluster.pod_cidr;
+        let block = pool
+            .subnets(bs)
+            .ok()?
+            .find(|b| !self.world.blocks.contains_key(b) && free_in(b).is_some())?;
+        self.world.blocks.insert(block, idx);
+        free_in(&block)
+    }
+
+    /// A pinned address with `cluster.blockSize`: inside `podCIDR`, in a block that
+    /// is free (the node claims it) or already the node's.
+    fn claim_block_of(&mut self, ip: Ipv4Addr, idx: usize, span: Span, node: &str) -> bool {
+        let cl = &self.world.cluster;
+        let Some(block) = cl.block_of(ip).filter(|_| cl.pod_cidr.contains(&ip)) else {
+            let msg = format!("pod address {ip} is outside podCIDR {}", cl.pod_cidr);
+            self.err(span, msg);
+            return false;
+        };
+        match self.world.blocks.get(&block) {
+            Some(n) if *n != idx => {
+                let owner = self.world.nodes.get(*n).map_or("", |n| n.name.as_str());
+                let msg = format!(
+                    "pod address {ip} is in IPAM block {block}, which belongs to node {owner}, not {node}"
+                );
+                self.err(span, msg);
+                false
+            }
+            Some(_) => true,
+            None => {
+                self.world.blocks.insert(block, idx);
+                true
+            }
+        }
     }
 
     fn prepare_service(&mut self, res: &mut Resource, key: &ResourceKey) -> Option<()> {
@@ -2228,7 +2358,20 @@ impl Loader<'_> {
     /// Resolves a written target and completes port and protocol.
     fn dest(&mut self, span: Span, d: &DestRef, family: Option<Family>) -> Option<(Dest, Family)> {
         let to = match &d.target {
-            TargetRef::Ip(ip) => Target::Ip(*ip),
+            TargetRef::Ip(ip) => {
+                if !self.world.holds(*ip) {
+                    // Decision `unroutable-address`.
+                    self.diags.warning(
+                        span,
+                        format!(
+                            "no pod, node, outside host or service has the address {ip} at this step: \
+                             the probe will be denied as unroutable (a mistyped address, or an outside \
+                             host missing from `outside:`?)"
+                        ),
+                    );
+                }
+                Target::Ip(*ip)
+            }
             TargetRef::Service { namespace, name } => {
                 if self.world.service(namespace, name).is_none() {
                     self.err(span, format!("unknown service `{namespace}/{name}`"));
