@@ -1490,6 +1490,31 @@ mod tests {
         assert_eq!(fwd[0].node, "node-1");
     }
 
+    /// The same decider allowing twice (a profile at the source's egress and at the
+    /// destination's ingress) with another between: the last event decides, as in
+    /// the model, though the list holds each decider once (found by the conformance
+    /// case apply-on-forward-named-heps.yaml).
+    #[test]
+    fn a_decider_allowing_twice_decides_at_its_last_event() {
+        let w = world();
+        let profile = || Decider::Profile {
+            name: "kns.default".into(),
+            rule_index: 0,
+        };
+        let events = vec![
+            event("node-1", StageKind::WorkloadEgress, profile()),
+            event(
+                "node-2",
+                StageKind::HostForwardIngress,
+                Decider::DefaultForwardAllow,
+            ),
+            event("node-2", StageKind::WorkloadIngress, profile()),
+        ];
+        let (decider, allowing) = attribute(&w, &events);
+        assert_eq!(decider, Some(profile()));
+        assert_eq!(allowing, vec![profile(), Decider::DefaultForwardAllow]);
+    }
+
     #[test]
     fn log_lines_keep_ports_of_port_protocols_only() {
         let t = |protocol| FiveTuple {

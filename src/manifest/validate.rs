@@ -299,6 +299,7 @@ impl V<'_, '_, '_> {
                     Kind::K8sNetworkPolicy
                     | Kind::AdminNetworkPolicy
                     | Kind::BaselineAdminNetworkPolicy
+                    | Kind::StagedKubernetesNetworkPolicy
                     | Kind::Pod
                     | Kind::ServiceAccount
                     | Kind::Deployment => names::dns1123_subdomain(&n.value),

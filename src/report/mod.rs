@@ -55,6 +55,10 @@ pub struct ReportProbe {
     pub allowed_by: Vec<String>,
     pub alerts: Vec<String>,
     pub note: Option<String>,
+    /// `would <verdict> by <decider>` when the staged policies would decide
+    /// otherwise than the enforced ones (decision `staged-preview`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub staged: Option<String>,
     pub checks: Vec<Check>,
     /// Where the dataplane and the model differ (always empty for the model).
     pub disagreements: Vec<Disagreement>,
@@ -303,6 +307,15 @@ impl Report {
                         ok: o.logged == l,
                     });
                 }
+                if let Some(x) = e.staged {
+                    let seen = pred.staged.verdict;
+                    checks.push(Check {
+                        what: "staged",
+                        expected: x.to_string(),
+                        observed: seen.to_string(),
+                        ok: x == seen,
+                    });
+                }
                 let dis = disagreements(pred, &o);
                 if o.not_run.is_some() {
                     summary.not_run += 1;
@@ -349,6 +362,9 @@ impl Report {
                     allowed_by: pred.allowing.iter().map(|d| d.to_string()).collect(),
                     alerts: pred.alerts.clone(),
                     note: pred.note.clone(),
+                    staged: pred.staged.differs.then(|| {
+                        format!("would {} by {}", pred.staged.verdict, pred.staged.decider)
+                    }),
                     observed: o,
                     checks,
                     disagreements: dis,

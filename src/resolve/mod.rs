@@ -79,6 +79,9 @@ pub struct World {
     pub selector_sets: Vec<SelectorSet>,
     /// Problems found while resolving (missing tiers, decision `missing-tier`).
     pub diagnostics: Vec<Diagnostic>,
+    /// The world as it would be with the staged policies enforced (decision
+    /// `staged-preview`); `None` when no staged policy would change anything.
+    pub staged_preview: Option<std::sync::Arc<World>>,
     /// Who owns each known IPv4 address, sorted (for O(log n) lookups).
     pub ip_index_v4: Vec<(u32, IpOwner)>,
     /// Who owns each known IPv6 address, sorted.
@@ -267,6 +270,7 @@ pub enum PolicyKind {
     GlobalNetworkPolicy,
     StagedNetworkPolicy,
     StagedGlobalNetworkPolicy,
+    StagedKubernetesNetworkPolicy,
     KubernetesNetworkPolicy,
     /// policy.networking.k8s.io AdminNetworkPolicy (tier `kube-admin`).
     KubernetesAdminNetworkPolicy,
@@ -282,6 +286,7 @@ impl PolicyKind {
             PolicyKind::GlobalNetworkPolicy => "GlobalNetworkPolicy",
             PolicyKind::StagedNetworkPolicy => "StagedNetworkPolicy",
             PolicyKind::StagedGlobalNetworkPolicy => "StagedGlobalNetworkPolicy",
+            PolicyKind::StagedKubernetesNetworkPolicy => "StagedKubernetesNetworkPolicy",
             PolicyKind::KubernetesNetworkPolicy => "KubernetesNetworkPolicy",
             PolicyKind::KubernetesAdminNetworkPolicy => "KubernetesAdminNetworkPolicy",
             PolicyKind::KubernetesBaselineAdminNetworkPolicy => {
@@ -298,6 +303,7 @@ impl PolicyKind {
             PolicyKind::GlobalNetworkPolicy => "gnp",
             PolicyKind::StagedNetworkPolicy => "snp",
             PolicyKind::StagedGlobalNetworkPolicy => "sgnp",
+            PolicyKind::StagedKubernetesNetworkPolicy => "sknp",
             PolicyKind::KubernetesNetworkPolicy => "knp",
             PolicyKind::KubernetesAdminNetworkPolicy => "kanp",
             PolicyKind::KubernetesBaselineAdminNetworkPolicy => "kbanp",
@@ -307,7 +313,9 @@ impl PolicyKind {
     pub fn is_staged(self) -> bool {
         matches!(
             self,
-            PolicyKind::StagedNetworkPolicy | PolicyKind::StagedGlobalNetworkPolicy
+            PolicyKind::StagedNetworkPolicy
+                | PolicyKind::StagedGlobalNetworkPolicy
+                | PolicyKind::StagedKubernetesNetworkPolicy
         )
     }
 }
@@ -604,7 +612,11 @@ impl World {
 
 /// Resolves an inventory into a world. Pure and deterministic.
 pub fn resolve(inv: &Inventory) -> World {
-    convert::build(inv)
+    let mut world = convert::build(inv, false);
+    if convert::has_effective_staged(inv) {
+        world.staged_preview = Some(std::sync::Arc::new(convert::build(inv, true)));
+    }
+    world
 }
 
 pub(crate) fn ns_has() -> Expr {
