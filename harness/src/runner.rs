@@ -264,6 +264,9 @@ pub struct KernelProbe {
     /// (`calico-packet: IN=... OUT=... MAC=... SRC=...`, [`crate::loglines`]), each
     /// after its node's name and a colon, in path order.
     pub kernel_log_lines: Vec<String>,
+    /// From the start of the connection attempt to the verdict (JUnit's time;
+    /// never in a report's text).
+    pub elapsed: Duration,
 }
 
 impl KernelProbe {
@@ -1074,6 +1077,7 @@ impl KernelLab {
             events,
             detail: o.detail.clone(),
             kernel_log_lines,
+            elapsed: o.elapsed,
         }
     }
 
@@ -1094,6 +1098,7 @@ impl KernelLab {
             events: Vec::new(),
             detail: Some(why.to_string()),
             kernel_log_lines: Vec::new(),
+            elapsed: Duration::ZERO,
         }
     }
 
