@@ -7,7 +7,7 @@ use policylab::model::{
     evaluate, evaluate_fast, explain, flow_log_policies, DecidedBy, Destination, Flow, FlowSource,
     Proto, StageKind, Step, Verdict,
 };
-use policylab::resolve::{Action, PolicyKind, World};
+use policylab::resolve::{Action, EndpointToHostAction, PolicyKind, World};
 use rstest::rstest;
 
 use super::support::{self, pod};
@@ -769,7 +769,115 @@ fn host_to_local_pod_is_not_policed_and_pod_to_own_host_is_accepted() {
     let (v, _) = verdict(&w, &tcp(&w, NODE2, "default/server", 8080));
     assert_eq!(v, Verdict::Deny);
     let (v, by) = verdict(&w, &tcp(&w, "default/client", NODE1, 10250));
-    assert_eq!((v, by), (Verdict::Allow, DecidedBy::EndpointToHost));
+    assert_eq!(
+        (v, by),
+        (
+            Verdict::Allow,
+            DecidedBy::EndpointToHost(EndpointToHostAction::Accept)
+        )
+    );
+}
+
+fn felix(name: &str, spec: &str) -> String {
+    format!(
+        "---\napiVersion: projectcalico.org/v3\nkind: FelixConfiguration\nmetadata: {{name: {name}}}\nspec:\n{spec}"
+    )
+}
+
+/// Decision `felix-configuration`: `defaultEndpointToHostAction` of the `default`
+/// object, overridden per node by `node.<name>` (felix/fv ep_to_host_action_test.go).
+#[rstest]
+#[case::drop("Drop", Verdict::Deny, EndpointToHostAction::Drop)]
+#[case::return_to_input("Return", Verdict::Allow, EndpointToHostAction::Return)]
+#[case::accept("accept", Verdict::Allow, EndpointToHostAction::Accept)]
+fn endpoint_to_host_action(
+    #[case] action: &str,
+    #[case] want: Verdict,
+    #[case] want_by: EndpointToHostAction,
+) {
+    let w = world(&felix(
+        "default",
+        &format!("  defaultEndpointToHostAction: {action}\n"),
+    ));
+    let (v, by) = verdict(&w, &tcp(&w, "default/client", NODE1, 10250));
+    assert_eq!((v, by), (want, DecidedBy::EndpointToHost(want_by)));
+    // node2's own object wins over `default` there; node1 keeps `default`.
+    let w = world(
+        &(felix(
+            "default",
+            &format!("  defaultEndpointToHostAction: {action}\n"),
+        ) + &felix("node.node2", "  defaultEndpointToHostAction: Drop\n")),
+    );
+    let (v, _) = verdict(&w, &tcp(&w, "other/remote", NODE2, 10250));
+    assert_eq!(v, Verdict::Deny);
+    let (v, _) = verdict(&w, &tcp(&w, "default/client", NODE1, 10250));
+    assert_eq!(v, want);
+    // Pod to pod is not endpoint-to-host traffic.
+    let (v, _) = verdict(&w, &tcp(&w, "default/client", "default/server", 8080));
+    assert_eq!(v, Verdict::Allow);
+}
+
+/// Decision `felix-configuration`: custom failsafe lists replace Felix's defaults;
+/// a `net` limits the remote side; an empty list means none.
+#[test]
+fn custom_failsafe_ports() {
+    let deny_all = hep("node1-eth0", "node1", "eth0", NODE1, "hep: 'true'", "")
+        + &gnp(
+            "hep-deny",
+            "  selector: hep == 'true'\n  ingress: [{action: Deny}]\n  egress: [{action: Deny}]\n",
+        );
+    // Felix's defaults: 22 in, 53/udp out.
+    let w = world(&deny_all);
+    assert_eq!(
+        verdict(&w, &tcp(&w, OUTSIDE, NODE1, 22)).1,
+        DecidedBy::Failsafe
+    );
+    assert_eq!(verdict(&w, &tcp(&w, OUTSIDE, NODE1, 8055)).0, Verdict::Deny);
+    let w = world(
+        &(deny_all.clone()
+            + &felix(
+                "default",
+                "  failsafeInboundHostPorts: [{protocol: TCP, port: 8055, net: 198.51.100.0/24}, {port: 9000}]\n  failsafeOutboundHostPorts: []\n",
+            )),
+    );
+    assert_eq!(
+        verdict(&w, &tcp(&w, OUTSIDE, NODE1, 8055)).1,
+        DecidedBy::Failsafe
+    );
+    // The protocol defaults to TCP and no net means any source.
+    assert_eq!(
+        verdict(&w, &tcp(&w, NODE2, NODE1, 9000)).1,
+        DecidedBy::Failsafe
+    );
+    // 22 is no longer a failsafe; 8055 only from the net.
+    assert_eq!(verdict(&w, &tcp(&w, OUTSIDE, NODE1, 22)).0, Verdict::Deny);
+    assert_eq!(verdict(&w, &tcp(&w, NODE2, NODE1, 8055)).0, Verdict::Deny);
+    // Outbound: empty, so node1's own traffic is policed.
+    assert_eq!(verdict(&w, &tcp(&w, NODE1, OUTSIDE, 2379)).0, Verdict::Deny);
+}
+
+/// Decision `felix-configuration`: `logPrefix` per node, and fields without
+/// effect listed in the world's notes (sorted).
+#[test]
+fn log_prefix_and_notes() {
+    let w = world("");
+    assert_eq!(w.log_prefix("node1"), "calico-packet");
+    assert!(w.notes.is_empty());
+    let w = world(
+        &(felix(
+            "default",
+            "  logPrefix: lab\n  reportingInterval: 30s\n  bpfLogLevel: Debug\n",
+        ) + &felix("node.node2", "  logPrefix: n2\n")),
+    );
+    assert_eq!(w.log_prefix("node1"), "lab");
+    assert_eq!(w.log_prefix("node2"), "n2");
+    assert_eq!(
+        w.notes,
+        [
+            "FelixConfiguration default: bpfLogLevel has no effect in the lab",
+            "FelixConfiguration default: reportingInterval has no effect in the lab",
+        ]
+    );
 }
 
 #[test]
@@ -1262,4 +1370,234 @@ fn a_flow_to_the_senders_own_address_is_not_policed() {
         verdict(&w, &outside),
         (Verdict::Allow, DecidedBy::NotPoliced)
     );
+}
+
+// ---------------------------------------------------------------------------------
+// Defaults a real cluster adds (issue 10)
+
+fn knp(ns: &str, name: &str, spec: &str) -> String {
+    format!(
+        "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n{spec}"
+    )
+}
+
+/// Decision `namespace-name-label`: `kubernetes.io/metadata.name` is on every
+/// namespace without being written (here `other` has no labels at all).
+#[test]
+fn namespace_name_label_is_there_without_being_written() {
+    let extra = knp(
+        "default",
+        "from-other-only",
+        "  podSelector: {matchLabels: {app: server}}\n  ingress:\n    - from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: other}}}]\n",
+    );
+    let w = world(&extra);
+    let (v, _) = verdict(&w, &tcp(&w, "other/remote", "default/server", 8080));
+    assert_eq!(v, Verdict::Allow);
+    let (v, by) = verdict(&w, &tcp(&w, "default/client", "default/server", 8080));
+    assert_eq!(v, Verdict::Deny);
+    assert!(
+        matches!(
+            by,
+            DecidedBy::EndOfTier {
+                tier: "default",
+                ..
+            }
+        ),
+        "{by:?}"
+    );
+    // Calico's recommended global default deny excludes namespaces by that label.
+    let extra = gnp(
+        "default-deny",
+        "  namespaceSelector: kubernetes.io/metadata.name not in {\"other\"}\n  types: [Ingress]\n",
+    );
+    let w = world(&extra);
+    let (v, _) = verdict(&w, &tcp(&w, "default/server", "other/remote", 8080));
+    assert_eq!(v, Verdict::Allow);
+    let (v, _) = verdict(&w, &tcp(&w, "other/remote", "default/server", 8080));
+    assert_eq!(v, Verdict::Deny);
+}
+
+/// Decision `k8s-policy-types-default`: without `policyTypes`, a policy with egress
+/// rules governs egress too (and ingress, always).
+#[rstest]
+#[case::without_policy_types("", true)]
+#[case::ingress_only("  policyTypes: [Ingress]\n", false)]
+fn k8s_policy_types_default(#[case] types: &str, #[case] egress_governed: bool) {
+    let extra = knp(
+        "default",
+        "client-to-other",
+        &format!("  podSelector: {{matchLabels: {{app: client}}}}\n{types}  egress:\n    - to: [{{namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: other}}}}}}]\n"),
+    );
+    let w = world(&extra);
+    let (v, _) = verdict(&w, &tcp(&w, "default/client", "other/remote", 8080));
+    assert_eq!(v, Verdict::Allow);
+    let (v, _) = verdict(&w, &tcp(&w, "default/client", "default/server", 8080));
+    assert_eq!(
+        v,
+        if egress_governed {
+            Verdict::Deny
+        } else {
+            Verdict::Allow
+        }
+    );
+    // Ingress to the client is isolated either way (no ingress rule).
+    let (v, _) = verdict(&w, &tcp(&w, "default/server", "default/client", 8080));
+    assert_eq!(v, Verdict::Deny);
+}
+
+// ---------------------------------------------------------------------------------
+// AdminNetworkPolicy / BaselineAdminNetworkPolicy (decision `admin-network-policy`)
+
+fn anp(name: &str, spec: &str) -> String {
+    format!(
+        "---\napiVersion: policy.networking.k8s.io/v1alpha1\nkind: AdminNetworkPolicy\nmetadata: {{name: {name}}}\nspec:\n{spec}"
+    )
+}
+
+fn banp(spec: &str) -> String {
+    format!(
+        "---\napiVersion: policy.networking.k8s.io/v1alpha1\nkind: BaselineAdminNetworkPolicy\nmetadata: {{name: default}}\nspec:\n{spec}"
+    )
+}
+
+const TO_SERVER: &str = "  subject: {pods: {namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: default}}, podSelector: {matchLabels: {app: server}}}}\n";
+
+/// ANP actions against a Kubernetes NetworkPolicy that allows only `remote`:
+/// Allow and Deny decide in kube-admin, Pass hands over to the default tier.
+#[rstest]
+#[case::allow("Allow", Verdict::Allow, Some(("kube-admin", Action::Allow)))]
+#[case::deny("Deny", Verdict::Deny, Some(("kube-admin", Action::Deny)))]
+#[case::pass("Pass", Verdict::Deny, None)]
+fn anp_actions_come_before_network_policy(
+    #[case] action: &str,
+    #[case] expected: Verdict,
+    #[case] decider: Option<(&str, Action)>,
+) {
+    let extra = anp(
+        "admin",
+        &format!("  priority: 10\n{TO_SERVER}  ingress:\n    - {{name: r0, action: {action}, from: [{{namespaces: {{matchLabels: {{team: blue}}}}}}]}}\n"),
+    ) + &knp(
+        "default",
+        "only-remote",
+        "  podSelector: {matchLabels: {app: server}}\n  ingress:\n    - from: [{namespaceSelector: {}, podSelector: {matchLabels: {app: remote}}}]\n",
+    );
+    let w = world(&extra);
+    assert!(w.diagnostics.is_empty(), "{:?}", w.diagnostics);
+    let (v, by) = verdict(&w, &tcp(&w, "default/client", "default/server", 8080));
+    assert_eq!(
+        v,
+        expected,
+        "{}",
+        explain(&w, &tcp(&w, "default/client", "default/server", 8080))
+    );
+    match decider {
+        Some((tier, action)) => {
+            assert_eq!(rule_by(by), Some((tier.into(), "admin".into(), 0, action)));
+            let DecidedBy::Rule { policy, .. } = by else {
+                unreachable!()
+            };
+            assert_eq!(policy.kind, PolicyKind::KubernetesAdminNetworkPolicy);
+        }
+        None => assert!(
+            matches!(
+                by,
+                DecidedBy::EndOfTier {
+                    tier: "default",
+                    ..
+                }
+            ),
+            "{by:?}"
+        ),
+    }
+    // The ANP's peer does not cover `other`: the KNP decides.
+    let (v, _) = verdict(&w, &tcp(&w, "other/remote", "default/server", 8080));
+    assert_eq!(v, Verdict::Allow);
+}
+
+/// Lower priority values are evaluated first (priority is the order).
+#[test]
+fn anp_priority_orders_policies() {
+    let deny = |name: &str, prio: u32, action: &str| {
+        anp(
+            name,
+            &format!("  priority: {prio}\n{TO_SERVER}  ingress:\n    - {{action: {action}, from: [{{namespaces: {{}}}}]}}\n"),
+        )
+    };
+    let w = world(&(deny("b-deny", 20, "Deny") + &deny("a-allow", 30, "Allow")));
+    let (v, by) = verdict(&w, &tcp(&w, "default/client", "default/server", 8080));
+    assert_eq!(v, Verdict::Deny);
+    assert_eq!(
+        rule_by(by),
+        Some(("kube-admin".into(), "b-deny".into(), 0, Action::Deny))
+    );
+    let w = world(&(deny("b-deny", 40, "Deny") + &deny("a-allow", 30, "Allow")));
+    let (v, _) = verdict(&w, &tcp(&w, "default/client", "default/server", 8080));
+    assert_eq!(v, Verdict::Allow);
+}
+
+/// The baseline applies only where no NetworkPolicy decided: after the default tier.
+#[test]
+fn banp_is_the_last_word_before_profiles() {
+    let base = banp(&format!(
+        "{}  ingress:\n    - {{action: Deny, from: [{{namespaces: {{}}}}]}}\n",
+        TO_SERVER.replace("priority: 10\n", "")
+    ));
+    let w = world(&base);
+    let (v, by) = verdict(&w, &tcp(&w, "default/client", "default/server", 8080));
+    assert_eq!(v, Verdict::Deny);
+    assert_eq!(
+        rule_by(by),
+        Some(("kube-baseline".into(), "default".into(), 0, Action::Deny))
+    );
+    let DecidedBy::Rule { policy, .. } = by else {
+        unreachable!()
+    };
+    assert_eq!(
+        policy.kind,
+        PolicyKind::KubernetesBaselineAdminNetworkPolicy
+    );
+    // A NetworkPolicy allowing the client wins over the baseline.
+    let w = world(&(base
+        + &knp(
+            "default",
+            "allow-client",
+            "  podSelector: {matchLabels: {app: server}}\n  ingress:\n    - from: [{podSelector: {matchLabels: {app: client}}}]\n",
+        )));
+    let (v, _) = verdict(&w, &tcp(&w, "default/client", "default/server", 8080));
+    assert_eq!(v, Verdict::Allow);
+}
+
+/// Egress to networks, with a port; a `nodes` peer Calico cannot convert fails
+/// closed (Deny becomes deny-all) with a warning.
+#[test]
+fn anp_egress_networks_and_fail_closed() {
+    let extra = anp(
+        "egress",
+        &format!("  priority: 5\n  subject: {{namespaces: {{matchLabels: {{kubernetes.io/metadata.name: other}}}}}}\n  egress:\n    - {{action: Deny, to: [{{networks: [\"{OUTSIDE}/32\"]}}], ports: [{{portNumber: {{port: 443}}}}]}}\n"),
+    );
+    let w = world(&extra);
+    let (v, by) = verdict(&w, &tcp(&w, "other/remote", OUTSIDE, 443));
+    assert_eq!(v, Verdict::Deny);
+    assert_eq!(
+        rule_by(by),
+        Some(("kube-admin".into(), "egress".into(), 0, Action::Deny))
+    );
+    let (v, _) = verdict(&w, &tcp(&w, "other/remote", OUTSIDE, 80));
+    assert_eq!(v, Verdict::Allow);
+    let (v, _) = verdict(&w, &tcp(&w, "default/client", OUTSIDE, 443));
+    assert_eq!(v, Verdict::Allow);
+
+    let extra = anp(
+        "nodes",
+        "  priority: 5\n  subject: {namespaces: {}}\n  egress:\n    - {action: Deny, to: [{nodes: {matchLabels: {role: worker}}}]}\n",
+    );
+    let w = world(&extra);
+    assert_eq!(w.diagnostics.len(), 1, "{:?}", w.diagnostics);
+    assert!(
+        w.diagnostics[0].message.contains("nodes"),
+        "{:?}",
+        w.diagnostics
+    );
+    let (v, _) = verdict(&w, &tcp(&w, "default/client", "default/server", 8080));
+    assert_eq!(v, Verdict::Deny);
 }

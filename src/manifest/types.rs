@@ -255,6 +255,56 @@ pub struct FeedHeader {
 }
 
 // ---------------------------------------------------------------------------------
+// FelixConfiguration
+
+/// The fields policylab gives meaning to (docs/semantics.md#felix-configuration);
+/// `fields` holds every top-level key as written, for the "no effect" notes.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FelixConfigurationSpec {
+    pub default_endpoint_to_host_action: Option<Spanned<String>>,
+    pub failsafe_inbound_host_ports: Option<Vec<Spanned<ProtoPort>>>,
+    pub failsafe_outbound_host_ports: Option<Vec<Spanned<ProtoPort>>>,
+    pub log_prefix: Option<Spanned<String>>,
+    pub node_selector: Option<Spanned<String>>,
+    pub nat_outgoing_address: Option<Spanned<String>>,
+    pub device_route_source_address: Option<Spanned<String>>,
+    #[serde(rename = "deviceRouteSourceAddressIPv6")]
+    pub device_route_source_address_ipv6: Option<Spanned<String>>,
+    pub route_table_range: Option<Spanned<RouteTableRange>>,
+    pub route_table_ranges: Option<Vec<Spanned<RouteTableRange>>>,
+    /// Fields whose other values would change a probe and are not modelled
+    /// (decision `felix-configuration`).
+    pub iptables_filter_deny_action: Option<Spanned<String>>,
+    pub nftables_filter_deny_action: Option<Spanned<String>>,
+    pub interface_prefix: Option<Spanned<String>>,
+    pub ip_forwarding: Option<Spanned<String>>,
+    #[serde(rename = "ipv6Support")]
+    pub ipv6_support: Option<Spanned<bool>>,
+    pub disable_conntrack_invalid_check: Option<Spanned<bool>>,
+    pub log_action_rate_limit: Option<Spanned<String>>,
+    #[serde(rename = "bpfEnabled")]
+    pub bpf_enabled: Option<Spanned<bool>>,
+    /// Every key of `spec` as written (filled from the document, not by serde).
+    #[serde(skip)]
+    pub fields: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RouteTableRange {
+    pub min: i64,
+    pub max: i64,
+}
+
+/// One failsafe entry (`ProtoPort`): protocol defaults to tcp, no net means any.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ProtoPort {
+    pub protocol: Option<Spanned<String>>,
+    pub port: Spanned<i64>,
+    pub net: Option<Spanned<String>>,
+}
+
+// ---------------------------------------------------------------------------------
 // Kubernetes kinds
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -314,6 +364,69 @@ pub struct K8sPort {
     pub protocol: Option<Spanned<String>>,
     pub port: Option<Spanned<IntOrString>>,
     pub end_port: Option<Spanned<i64>>,
+}
+
+// ---------------------------------------------------------------------------------
+// policy.networking.k8s.io/v1alpha1 AdminNetworkPolicy / BaselineAdminNetworkPolicy
+
+/// The spec of an AdminNetworkPolicy or a BaselineAdminNetworkPolicy (which has no
+/// priority and only Allow/Deny; the schemas tell them apart).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminPolicySpec {
+    pub priority: Option<Spanned<i64>>,
+    pub subject: Option<Spanned<AdminPeer>>,
+    pub ingress: Option<Vec<Spanned<AdminRule>>>,
+    pub egress: Option<Vec<Spanned<AdminRule>>>,
+}
+
+/// An ingress rule (`from`) or an egress rule (`to`).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AdminRule {
+    pub name: Option<String>,
+    pub action: Spanned<String>,
+    pub ports: Option<Vec<Spanned<AdminPort>>>,
+    pub from: Option<Vec<Spanned<AdminPeer>>>,
+    pub to: Option<Vec<Spanned<AdminPeer>>>,
+}
+
+/// A subject or a peer: exactly one field is set.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AdminPeer {
+    pub namespaces: Option<LabelSelector>,
+    pub pods: Option<AdminPods>,
+    pub networks: Option<Vec<Spanned<String>>>,
+    pub nodes: Option<Spanned<LabelSelector>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminPods {
+    #[serde(default)]
+    pub namespace_selector: LabelSelector,
+    #[serde(default)]
+    pub pod_selector: LabelSelector,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminPort {
+    pub port_number: Option<AdminPortNumber>,
+    pub port_range: Option<Spanned<AdminPortRange>>,
+    pub named_port: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AdminPortNumber {
+    pub protocol: Option<Spanned<String>>,
+    pub port: Spanned<i64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AdminPortRange {
+    pub protocol: Option<Spanned<String>>,
+    pub start: Spanned<i64>,
+    pub end: Spanned<i64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -401,8 +514,14 @@ pub enum Kind {
     Tier,
     HostEndpoint,
     GlobalThreatFeed,
+    /// projectcalico.org/v3 FelixConfiguration (`default`, `node.<name>`).
+    FelixConfiguration,
     /// networking.k8s.io/v1 NetworkPolicy.
     K8sNetworkPolicy,
+    /// policy.networking.k8s.io/v1alpha1.
+    AdminNetworkPolicy,
+    /// policy.networking.k8s.io/v1alpha1.
+    BaselineAdminNetworkPolicy,
     Namespace,
     Pod,
     Service,
@@ -448,9 +567,24 @@ impl Kind {
             Kind::GlobalThreatFeed,
         ),
         (
+            "projectcalico.org/v3",
+            "FelixConfiguration",
+            Kind::FelixConfiguration,
+        ),
+        (
             "networking.k8s.io/v1",
             "NetworkPolicy",
             Kind::K8sNetworkPolicy,
+        ),
+        (
+            "policy.networking.k8s.io/v1alpha1",
+            "AdminNetworkPolicy",
+            Kind::AdminNetworkPolicy,
+        ),
+        (
+            "policy.networking.k8s.io/v1alpha1",
+            "BaselineAdminNetworkPolicy",
+            Kind::BaselineAdminNetworkPolicy,
         ),
         ("v1", "Namespace", Kind::Namespace),
         ("v1", "Pod", Kind::Pod),
@@ -527,7 +661,9 @@ pub enum Body {
     NetworkSet(NetworkSetSpec),
     HostEndpoint(HostEndpointSpec),
     ThreatFeed(ThreatFeedSpec),
+    FelixConfiguration(FelixConfigurationSpec),
     K8sNetworkPolicy(K8sNetworkPolicySpec),
+    AdminPolicy(AdminPolicySpec),
     Namespace,
     ServiceAccount,
     Pod(PodSpec),

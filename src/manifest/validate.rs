@@ -196,7 +196,9 @@ pub fn validate(res: &Resource, ctx: &Context<'_>, diags: &mut Diagnostics) {
         Body::NetworkSet(spec) => v.network_set(res, spec),
         Body::HostEndpoint(spec) => v.host_endpoint(spec),
         Body::ThreatFeed(spec) => v.threat_feed(spec),
+        Body::FelixConfiguration(spec) => v.felix_configuration(res, spec),
         Body::K8sNetworkPolicy(spec) => v.k8s_network_policy(spec),
+        Body::AdminPolicy(spec) => v.admin_policy(res, spec),
         Body::Pod(spec) => v.pod_spec(&Path::root("spec"), spec),
         Body::Service(spec) => v.service(spec),
         Body::Deployment(spec) => v.deployment(spec),
@@ -212,6 +214,7 @@ struct V<'c, 'a, 'd> {
 }
 
 const NAMESPACE_LABEL: &str = "projectcalico.org/namespace";
+use crate::resolve::NAMESPACE_NAME_LABEL;
 const GLOBAL_ONLY_IN_NS_SELECTOR: &str =
     "global() can only be used in an EntityRule namespaceSelector";
 
@@ -289,12 +292,15 @@ impl V<'_, '_, '_> {
                     Kind::NetworkSet
                     | Kind::GlobalNetworkSet
                     | Kind::HostEndpoint
-                    | Kind::GlobalThreatFeed => {
+                    | Kind::GlobalThreatFeed
+                    | Kind::FelixConfiguration => {
                         names::calico_name(CalicoNameRule::Subdomain, &n.value)
                     }
                     Kind::Namespace => names::dns1123_label(&n.value),
                     Kind::Service => names::dns1035_label(&n.value),
                     Kind::K8sNetworkPolicy
+                    | Kind::AdminNetworkPolicy
+                    | Kind::BaselineAdminNetworkPolicy
                     | Kind::StagedKubernetesNetworkPolicy
                     | Kind::Pod
                     | Kind::ServiceAccount
@@ -335,6 +341,21 @@ impl V<'_, '_, '_> {
         if let Some(labels) = &m.labels {
             let reserved = matches!(kind, Kind::NetworkSet | Kind::GlobalNetworkSet);
             self.labels(&meta.key("labels"), labels, reserved);
+            // Decision `namespace-name-label`: the API server owns this label.
+            if kind == Kind::Namespace {
+                if let Some(v) = labels.get(NAMESPACE_NAME_LABEL) {
+                    if v.value != m.name() {
+                        self.err(
+                            v.span,
+                            &meta.key("labels").key(NAMESPACE_NAME_LABEL),
+                            format!(
+                                "must be {:?}: the API server sets {NAMESPACE_NAME_LABEL} to the namespace's name and it cannot be changed",
+                                m.name()
+                            ),
+                        );
+                    }
+                }
+            }
         }
         if let Some(ann) = &m.annotations {
             let path = meta.key("annotations");
@@ -1165,6 +1186,193 @@ impl V<'_, '_, '_> {
     // -----------------------------------------------------------------------------
     // GlobalThreatFeed
 
+    /// FelixConfiguration: the CRD's CEL rules and libcalico-go's `ProtoPort`
+    /// checks (protocol tcp/udp/sctp, port 0..65535, `net` a CIDR or address).
+    fn felix_configuration(&mut self, res: &Resource, spec: &FelixConfigurationSpec) {
+        let sp = Path::root("spec");
+        let name = res.metadata.name();
+        let per_node = name == "default" || name.starts_with("node.");
+        match &spec.node_selector {
+            Some(sel) if per_node => self.err(
+                sel.span,
+                &sp.key("nodeSelector"),
+                "nodeSelector must not be set on the 'default' or per-node ('node.*') FelixConfiguration",
+            ),
+            // Decision `felix-configuration-scope`.
+            Some(sel) => self.err(
+                sel.span,
+                &sp.key("nodeSelector"),
+                "selector-scoped FelixConfiguration is not supported by policylab: use `default` or `node.<name>`",
+            ),
+            None if !per_node => {
+                if let Some(n) = &res.metadata.name {
+                    self.err(
+                        n.span,
+                        &Path::root("metadata").key("name"),
+                        format!("FelixConfiguration `{name}` applies to no node: Felix reads only `default` and `node.<name>`"),
+                    );
+                }
+            }
+            None => {}
+        }
+        // Values that would change a probe or a log line and that policylab does
+        // not model are rejected, never listed as "no effect".
+        let unmodelled =
+            "policylab does not model this value (it would change what probes or log lines show)";
+        for (field, value, ok) in [
+            (
+                "iptablesFilterDenyAction",
+                &spec.iptables_filter_deny_action,
+                &["", "drop"][..],
+            ),
+            (
+                "nftablesFilterDenyAction",
+                &spec.nftables_filter_deny_action,
+                &["", "drop"][..],
+            ),
+            ("interfacePrefix", &spec.interface_prefix, &["", "cali"][..]),
+            ("ipForwarding", &spec.ip_forwarding, &["enabled"][..]),
+        ] {
+            if let Some(v) = value {
+                if !ok.contains(&v.value.to_ascii_lowercase().as_str()) {
+                    self.err(
+                        v.span,
+                        &sp.key(field),
+                        format!("`{}`: {unmodelled}", v.value),
+                    );
+                }
+            }
+        }
+        for (field, value, ok) in [
+            ("ipv6Support", &spec.ipv6_support, true),
+            (
+                "disableConntrackInvalidCheck",
+                &spec.disable_conntrack_invalid_check,
+                false,
+            ),
+            ("bpfEnabled", &spec.bpf_enabled, false),
+        ] {
+            if let Some(v) = value {
+                if v.value != ok {
+                    self.err(
+                        v.span,
+                        &sp.key(field),
+                        format!("`{}`: {unmodelled}", v.value),
+                    );
+                }
+            }
+        }
+        if let Some(v) = &spec.log_action_rate_limit {
+            self.err(
+                v.span,
+                &sp.key("logActionRateLimit"),
+                format!("`{}`: {unmodelled}", v.value),
+            );
+        }
+        if let Some(p) = &spec.log_prefix {
+            if p.value.contains('%') {
+                self.err(
+                    p.span,
+                    &sp.key("logPrefix"),
+                    "the %t, %k, %n and %p specifiers are not supported by policylab",
+                );
+            }
+        }
+        if let (Some(r), Some(_)) = (&spec.route_table_range, &spec.route_table_ranges) {
+            self.err(
+                r.span,
+                &sp,
+                "routeTableRange and routeTableRanges cannot both be set",
+            );
+        }
+        if let Some(r) = &spec.route_table_range {
+            let v = &r.value;
+            if !(v.min >= 1 && v.max >= v.min && v.max <= 250) {
+                self.err(
+                    r.span,
+                    &sp.key("routeTableRange"),
+                    "must be a range of route table indices within 1..250",
+                );
+            }
+        }
+        for (i, r) in spec.route_table_ranges.iter().flatten().enumerate() {
+            let p = sp.key("routeTableRanges").idx(i);
+            if r.value.min < 1 {
+                self.err(r.span, &p, "min must be >= 1");
+            }
+            if r.value.min > r.value.max {
+                self.err(r.span, &p, "min must not be greater than max");
+            }
+        }
+        for (field, value, v6) in [
+            ("natOutgoingAddress", &spec.nat_outgoing_address, false),
+            (
+                "deviceRouteSourceAddress",
+                &spec.device_route_source_address,
+                false,
+            ),
+            (
+                "deviceRouteSourceAddressIPv6",
+                &spec.device_route_source_address_ipv6,
+                true,
+            ),
+        ] {
+            let Some(a) = value else { continue };
+            if a.value.is_empty() {
+                continue;
+            }
+            let ok = parse_ip(&a.value).is_some_and(|ip| ip.is_ipv6() == v6);
+            if !ok {
+                let fam = if v6 { "IPv6" } else { "IPv4" };
+                self.err(
+                    a.span,
+                    &sp.key(field),
+                    format!("{field} must be a valid {fam} address"),
+                );
+            }
+        }
+        for (field, list) in [
+            (
+                "failsafeInboundHostPorts",
+                &spec.failsafe_inbound_host_ports,
+            ),
+            (
+                "failsafeOutboundHostPorts",
+                &spec.failsafe_outbound_host_ports,
+            ),
+        ] {
+            for (i, pp) in list.iter().flatten().enumerate() {
+                let p = sp.key(field).idx(i);
+                if let Some(proto) = &pp.value.protocol {
+                    let ok = ["tcp", "udp", "sctp"]
+                        .iter()
+                        .any(|x| proto.value.eq_ignore_ascii_case(x));
+                    if !ok {
+                        self.unsupported(
+                            proto.span,
+                            &p.key("protocol"),
+                            &proto.value,
+                            &["TCP", "UDP", "SCTP"],
+                        );
+                    }
+                }
+                let port = &pp.value.port;
+                if !(0..=65535).contains(&port.value) {
+                    self.err(
+                        port.span,
+                        &p.key("port"),
+                        format!("port {} out of range 0..65535", port.value),
+                    );
+                }
+                if let Some(net) = &pp.value.net {
+                    if let Err(e) = parse_net(&net.value) {
+                        self.err(net.span, &p.key("net"), e);
+                    }
+                }
+            }
+        }
+    }
+
     fn threat_feed(&mut self, spec: &ThreatFeedSpec) {
         let sp = Path::root("spec");
         for (field, value, allowed) in [
@@ -1398,6 +1606,119 @@ impl V<'_, '_, '_> {
         }
     }
 
+    /// AdminNetworkPolicy / BaselineAdminNetworkPolicy: the CRDs' CEL rules and the
+    /// label selectors (the schema has done the rest).
+    fn admin_policy(&mut self, res: &Resource, spec: &AdminPolicySpec) {
+        let sp = Path::root("spec");
+        if res.kind == Kind::BaselineAdminNetworkPolicy {
+            if let Some(n) = &res.metadata.name {
+                if n.value != "default" {
+                    self.err(
+                        n.span,
+                        &Path::root("metadata").key("name"),
+                        "Only one baseline admin network policy with metadata.name=\"default\" can be created in the cluster",
+                    );
+                }
+            }
+        }
+        if let Some(s) = &spec.subject {
+            self.admin_peer(&sp.key("subject"), s, &["namespaces", "pods"]);
+        }
+        for (dir, peers) in [("ingress", "from"), ("egress", "to")] {
+            let rules = if dir == "ingress" {
+                &spec.ingress
+            } else {
+                &spec.egress
+            };
+            for (i, r) in rules.iter().flatten().enumerate() {
+                let rp = sp.key(dir).idx(i);
+                let list = if dir == "ingress" {
+                    &r.value.from
+                } else {
+                    &r.value.to
+                };
+                let fields: &[&str] = if dir == "ingress" {
+                    &["namespaces", "pods"]
+                } else {
+                    &["namespaces", "pods", "networks", "nodes"]
+                };
+                for (j, peer) in list.iter().flatten().enumerate() {
+                    self.admin_peer(&rp.key(peers).idx(j), peer, fields);
+                }
+                for (j, port) in r.value.ports.iter().flatten().enumerate() {
+                    let pp = rp.key("ports").idx(j);
+                    let p = &port.value;
+                    let set = usize::from(p.port_number.is_some())
+                        + usize::from(p.port_range.is_some())
+                        + usize::from(p.named_port.is_some());
+                    self.exactly_one(
+                        port.span,
+                        &pp,
+                        set,
+                        &["portNumber", "portRange", "namedPort"],
+                    );
+                    if let Some(range) = &port.value.port_range {
+                        if range.value.start.value >= range.value.end.value {
+                            self.err(
+                                range.value.start.span,
+                                &pp.key("portRange"),
+                                "Start port must be less than End port",
+                            );
+                        }
+                    }
+                    if let Some(n) = &port.value.named_port {
+                        for why in port_name_problems(&n.value) {
+                            self.err(n.span, &pp.key("namedPort"), why);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The CRDs' `minProperties: 1` / `maxProperties: 1` on a subject, peer or port.
+    fn exactly_one(&mut self, span: Span, path: &Path, set: usize, fields: &[&str]) {
+        if set != 1 {
+            self.err(
+                span,
+                path,
+                format!(
+                    "exactly one of {} must be set, found {set}",
+                    fields.join(", ")
+                ),
+            );
+        }
+    }
+
+    fn admin_peer(&mut self, path: &Path, spanned: &Spanned<AdminPeer>, fields: &[&str]) {
+        let peer = &spanned.value;
+        let set = usize::from(peer.namespaces.is_some())
+            + usize::from(peer.pods.is_some())
+            + usize::from(peer.networks.is_some())
+            + usize::from(peer.nodes.is_some());
+        self.exactly_one(spanned.span, path, set, fields);
+        if let Some(n) = &peer.namespaces {
+            self.label_selector(&path.key("namespaces"), n);
+        }
+        if let Some(p) = &peer.pods {
+            let pp = path.key("pods");
+            self.label_selector(&pp.key("namespaceSelector"), &p.namespace_selector);
+            self.label_selector(&pp.key("podSelector"), &p.pod_selector);
+        }
+        if let Some(n) = &peer.nodes {
+            self.label_selector(&path.key("nodes"), &n.value);
+        }
+        for (i, net) in peer.networks.iter().flatten().enumerate() {
+            if !parse_net(&net.value).is_ok_and(|n| n.has_prefix) {
+                self.err(
+                    net.span,
+                    &path.key("networks").idx(i),
+                    "Invalid CIDR format provided",
+                );
+            }
+        }
+    }
+
     fn k8s_protocol(&mut self, path: &Path, p: &Option<Spanned<String>>) {
         if let Some(p) = p {
             if !matches!(p.value.as_str(), "TCP" | "UDP" | "SCTP") {
@@ -1591,7 +1912,10 @@ impl V<'_, '_, '_> {
             match &p.name {
                 Some(n) if !n.is_empty() => {
                     let span = self.near(&pp.key("name"));
-                    for why in port_name_problems(n) {
+                    // A Service port name is a DNS-1123 label (up to 63 characters,
+                    // `ValidateDNS1123Label` in the Service validator); the
+                    // 15-character IANA_SVC_NAME rule is for container ports.
+                    for why in names::dns1123_label(n) {
                         self.err(span, &pp.key("name"), why);
                     }
                     if !names_seen.insert(n.clone()) {

@@ -20,6 +20,7 @@
 //! tier that does not exist (see [`World::diagnostics`]).
 
 mod convert;
+mod felix;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -31,12 +32,18 @@ use crate::inventory::Inventory;
 use crate::selector::{Expr, Layered, Selector};
 
 pub use convert::parse_protocol;
+pub use felix::{
+    EndpointToHostAction, Failsafe, FelixConfig, DEFAULT_LOG_PREFIX, FAILSAFE_INBOUND,
+    FAILSAFE_OUTBOUND,
+};
 
 /// Label every namespaced Calico entity carries.
 pub const LABEL_NAMESPACE: &str = "projectcalico.org/namespace";
 pub const LABEL_ORCHESTRATOR: &str = "projectcalico.org/orchestrator";
 pub const LABEL_SERVICE_ACCOUNT: &str = "projectcalico.org/serviceaccount";
 pub const LABEL_NAME: &str = "projectcalico.org/name";
+/// The label the API server puts on every Namespace (decision `namespace-name-label`).
+pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 /// The static allow-all profile auto host endpoints carry.
 pub const DEFAULT_ALLOW_PROFILE: &str = "projectcalico-default-allow";
 /// Order of the implicit `default` tier (docs/semantics.md#tiers).
@@ -54,6 +61,10 @@ pub const BUILTIN_TIERS: &[(&str, f64, TierAction)] = &[
     ("kube-admin", KUBE_ADMIN_TIER_ORDER, TierAction::Pass),
     ("kube-baseline", KUBE_BASELINE_TIER_ORDER, TierAction::Pass),
 ];
+/// The tier Calico enforces AdminNetworkPolicy in (decision `admin-network-policy`).
+pub const KUBE_ADMIN_TIER: &str = "kube-admin";
+/// The tier Calico enforces BaselineAdminNetworkPolicy in.
+pub const KUBE_BASELINE_TIER: &str = "kube-baseline";
 
 /// Everything the evaluator needs, derived once from an inventory.
 #[derive(Debug, Clone, Default)]
@@ -73,6 +84,9 @@ pub struct World {
     pub selector_sets: Vec<SelectorSet>,
     /// Problems found while resolving (missing tiers, decision `missing-tier`).
     pub diagnostics: Vec<Diagnostic>,
+    /// Sorted notes for the report: FelixConfiguration fields without effect in
+    /// the lab (decision `felix-configuration`).
+    pub notes: Vec<String>,
     /// The world as it would be with the staged policies enforced (decision
     /// `staged-preview`); `None` when no staged policy would change anything.
     pub staged_preview: Option<std::sync::Arc<World>>,
@@ -98,6 +112,8 @@ pub struct Node {
     pub interfaces: Vec<String>,
     /// The host endpoint that covers eth0 (the uplink), see [`World::hep_for`].
     pub eth0_hep: Option<usize>,
+    /// Its Felix's configuration (decision `felix-configuration`).
+    pub felix: FelixConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -266,6 +282,10 @@ pub enum PolicyKind {
     StagedGlobalNetworkPolicy,
     StagedKubernetesNetworkPolicy,
     KubernetesNetworkPolicy,
+    /// policy.networking.k8s.io AdminNetworkPolicy (tier `kube-admin`).
+    KubernetesAdminNetworkPolicy,
+    /// policy.networking.k8s.io BaselineAdminNetworkPolicy (tier `kube-baseline`).
+    KubernetesBaselineAdminNetworkPolicy,
 }
 
 impl PolicyKind {
@@ -278,6 +298,10 @@ impl PolicyKind {
             PolicyKind::StagedGlobalNetworkPolicy => "StagedGlobalNetworkPolicy",
             PolicyKind::StagedKubernetesNetworkPolicy => "StagedKubernetesNetworkPolicy",
             PolicyKind::KubernetesNetworkPolicy => "KubernetesNetworkPolicy",
+            PolicyKind::KubernetesAdminNetworkPolicy => "KubernetesAdminNetworkPolicy",
+            PolicyKind::KubernetesBaselineAdminNetworkPolicy => {
+                "KubernetesBaselineAdminNetworkPolicy"
+            }
         }
     }
 
@@ -291,6 +315,8 @@ impl PolicyKind {
             PolicyKind::StagedGlobalNetworkPolicy => "sgnp",
             PolicyKind::StagedKubernetesNetworkPolicy => "sknp",
             PolicyKind::KubernetesNetworkPolicy => "knp",
+            PolicyKind::KubernetesAdminNetworkPolicy => "kanp",
+            PolicyKind::KubernetesBaselineAdminNetworkPolicy => "kbanp",
         }
     }
 
@@ -595,6 +621,16 @@ impl World {
 }
 
 /// Resolves an inventory into a world. Pure and deterministic.
+impl World {
+    /// The `logPrefix` of the Felix on node `node` (decision `felix-configuration`).
+    pub fn log_prefix(&self, node: &str) -> &str {
+        self.nodes
+            .iter()
+            .find(|n| n.name == node)
+            .map_or(DEFAULT_LOG_PREFIX, |n| n.felix.log_prefix.as_str())
+    }
+}
+
 pub fn resolve(inv: &Inventory) -> World {
     let mut world = convert::build(inv, false);
     if convert::has_effective_staged(inv) {

@@ -1470,12 +1470,16 @@ macro_rules! plain {
     };
 }
 
-const KINDS: usize = 16;
+const KINDS: usize = 19;
 
 static ENTRIES: [Entry; KINDS] = [
     crd!(
         "GlobalNetworkPolicy",
         "projectcalico.org_globalnetworkpolicies.yaml"
+    ),
+    crd!(
+        "FelixConfiguration",
+        "projectcalico.org_felixconfigurations.yaml"
     ),
     crd!(
         "GlobalNetworkSet",
@@ -1506,6 +1510,16 @@ static ENTRIES: [Entry; KINDS] = [
         "networking.k8s.io/v1",
         "NetworkPolicy",
         "networking.k8s.io_networkpolicies.yaml"
+    ),
+    plain!(
+        "policy.networking.k8s.io/v1alpha1",
+        "AdminNetworkPolicy",
+        "policy.networking.k8s.io_adminnetworkpolicies.yaml"
+    ),
+    plain!(
+        "policy.networking.k8s.io/v1alpha1",
+        "BaselineAdminNetworkPolicy",
+        "policy.networking.k8s.io_baselineadminnetworkpolicies.yaml"
     ),
     plain!("v1", "Namespace", "v1_namespaces.yaml"),
     plain!("v1", "ServiceAccount", "v1_serviceaccounts.yaml"),
