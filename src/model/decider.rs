@@ -204,7 +204,9 @@ pub struct DeciderJson {
     /// The rule's index, 0-based as in flow logs (`rule`, `profile`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<usize>,
-    /// `allow`, `deny`, `log` or `pass` (`rule`, `end-of-tier`).
+    /// `allow`, `deny`, `log` or `pass` (`rule`, `end-of-tier`); `accept`,
+    /// `return` or `drop` (`endpoint-to-host`: the node's
+    /// `defaultEndpointToHostAction`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub action: Option<&'static str>,
     /// The report's text for this decider.
@@ -262,7 +264,14 @@ impl Decider {
             Decider::Failsafe => j.kind_of_decider = "failsafe",
             Decider::DefaultForwardAllow => j.kind_of_decider = "default-forward-allow",
             Decider::NotPoliced => j.kind_of_decider = "not-policed",
-            Decider::EndpointToHost => j.kind_of_decider = "endpoint-to-host",
+            Decider::EndpointToHost(a) => {
+                j.kind_of_decider = "endpoint-to-host";
+                j.action = Some(match a {
+                    EndpointToHostAction::Accept => "accept",
+                    EndpointToHostAction::Return => "return",
+                    EndpointToHostAction::Drop => "drop",
+                });
+            }
             Decider::NoServiceEndpoint => j.kind_of_decider = "no-service-endpoint",
             Decider::UntrackedReply => j.kind_of_decider = "untracked-reply",
             Decider::Unroutable => j.kind_of_decider = "unroutable",

@@ -180,7 +180,7 @@ pub struct Report {
     pub log_lines: Vec<LogEntry>,
     /// Sorted, once each: FelixConfiguration fields without effect in the lab
     /// (decision `felix-configuration`), from every step.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub notes: Vec<String>,
     pub summary: Summary,
 }
