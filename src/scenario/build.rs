@@ -313,6 +313,8 @@ struct Loader<'a> {
     diags: &'a mut Diagnostics,
     file: FileId,
     dir: PathBuf,
+    /// Every file the scenario names resolves inside this (canonical) folder.
+    root: PathBuf,
     vars: BTreeMap<String, String>,
     world: World,
 }
@@ -320,6 +322,7 @@ struct Loader<'a> {
 pub(super) fn load(
     sources: &mut Sources,
     file: FileId,
+    root: &Path,
     diags: &mut Diagnostics,
 ) -> Option<Scenario> {
     let before = diags.error_count();
@@ -329,6 +332,7 @@ pub(super) fn load(
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
+    let root_dir = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
     let (doc, ds) = crate::yaml::parse_single(&text, file);
     diags.extend(ds);
     let doc = doc?;
@@ -428,6 +432,7 @@ pub(super) fn load(
         diags,
         file,
         dir,
+        root: root_dir,
         vars,
         world: World {
             cluster: ClusterConfig::default(),
@@ -557,6 +562,8 @@ pub(super) fn parse_probe(
         diags,
         file,
         dir: PathBuf::new(),
+        // A probe names no file.
+        root: PathBuf::new(),
         vars: vars.clone(),
         world,
         checked: Default::default(),
@@ -1014,10 +1021,23 @@ impl Loader<'_> {
         }
     }
 
-    /// Reads a file named relative to the scenario's directory.
+    /// The real path of a file named relative to the scenario's directory, when
+    /// it stays inside the scenario's root (else an error at `span`).
+    fn confined(&mut self, named: &str, span: Span, what: &str) -> Option<PathBuf> {
+        match super::paths::confine(&self.root, &self.dir, named) {
+            Ok(real) => Some(real),
+            Err(why) => {
+                self.err(span, super::paths::refusal(named, &self.root, &why, what));
+                None
+            }
+        }
+    }
+
+    /// Reads a file named relative to the scenario's directory, inside its root.
     fn read_aux(&mut self, f: &Spanned<String>) -> Option<(PathBuf, String)> {
         let path = self.dir.join(&f.value);
-        match std::fs::read_to_string(&path) {
+        let real = self.confined(&f.value, f.span, "file")?;
+        match crate::diag::read_regular_file(&real) {
             Ok(t) => Some((path, t)),
             Err(e) => {
                 self.err(
@@ -1362,7 +1382,10 @@ impl Loader<'_> {
                 }
             };
             let path = self.dir.join(&rel);
-            match self.sources.read(&path) {
+            let Some(real) = self.confined(&rel, item.span, "manifest") else {
+                continue;
+            };
+            match self.sources.read_as(&path, &real) {
                 Ok(f) => {
                     let t = self.sources.text(f).to_string();
                     let (ds, errs) = parse_stream(&t, f, Origin::default());
@@ -1419,6 +1442,34 @@ impl Loader<'_> {
     }
 
     /// Puts a resource into the world (allocating addresses); `None` on error.
+    /// A feed URL whose host is an IP literal must name an outside host of the
+    /// scenario: the lab has nothing else to connect to (and a kernel run must
+    /// not try to reach anything outside it).
+    fn check_feed_address(&mut self, spec: &crate::manifest::types::ThreatFeedSpec) -> Option<()> {
+        let Some(url) = spec
+            .pull
+            .as_ref()
+            .and_then(|p| p.value.http.as_ref())
+            .and_then(|h| h.value.url.as_ref())
+        else {
+            return Some(());
+        };
+        let Some(host) = crate::run::feeds::url_host(&url.value) else {
+            return Some(());
+        };
+        let Ok(ip) = host.parse::<IpAddr>() else {
+            return Some(());
+        };
+        if self.world.outside.iter().any(|h| h.ips.contains(&ip)) {
+            return Some(());
+        }
+        self.err(
+            url.span,
+            format!("feed URL `{}`: the address {ip} belongs to no outside host of the scenario (a feed is pulled from an outside host: name one of their addresses or `hostnames`)", url.value),
+        );
+        None
+    }
+
     fn admit(
         &mut self,
         mut res: Resource,
@@ -1445,6 +1496,9 @@ impl Loader<'_> {
                 format!("{key} already exists (`create` does not replace; use `apply`)"),
             );
             return None;
+        }
+        if let Body::ThreatFeed(spec) = &res.body {
+            self.check_feed_address(spec)?;
         }
         match res.kind {
             Kind::Pod => self.prepare_pod(&mut res, &key)?,
