@@ -1026,6 +1026,14 @@ impl Loader<'_> {
     fn confined(&mut self, named: &str, span: Span, what: &str) -> Option<PathBuf> {
         match super::paths::confine(&self.root, &self.dir, named) {
             Ok(real) => Some(real),
+            Err(super::paths::Refused::Unreadable(e)) => {
+                // The messages of before confinement: "cannot read manifest `p`"
+                // and, for served files, "cannot read `p`".
+                let path = crate::diag::display_path(&self.dir.join(named));
+                let what = if what == "manifest" { "manifest " } else { "" };
+                self.err(span, format!("cannot read {what}`{path}`: {e}"));
+                None
+            }
             Err(why) => {
                 self.err(span, super::paths::refusal(named, &self.root, &why, what));
                 None
