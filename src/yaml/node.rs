@@ -438,8 +438,23 @@ pub fn parse_stream(text: &str, file: FileId, origin: Origin) -> (Vec<Document>,
             col_offset: origin.col_offset,
         };
         let mut b = Builder::new(file, origin, chunk.len());
+        // Events are pulled one by one (the parser's `load` recurses once per
+        // nesting level, which a hostile file can use to overflow the stack), and
+        // the pull stops at the first limit passed.
         let mut parser = Parser::new_from_str(chunk);
-        let res = parser.load(&mut b, true);
+        let mut res = Ok(());
+        while let Some(ev) = parser.next_event() {
+            match ev {
+                Ok((ev, span)) => b.on_event(ev, span),
+                Err(e) => {
+                    res = Err(e);
+                    break;
+                }
+            }
+            if b.refused {
+                break;
+            }
+        }
         if !b.refused {
             docs.append(&mut b.docs);
         }
@@ -887,11 +902,9 @@ impl<'input> SpannedEventReceiver<'input> for Builder {
                     .diags
                     .push(Diagnostic::error(sp, "alias refers to an unknown anchor")),
             },
-            Event::StreamStart
-            | Event::StreamEnd
-            | Event::DocumentStart(_)
-            | Event::DocumentEnd
-            | Event::Nothing => {}
+            // Anchors belong to their document.
+            Event::DocumentStart(_) => self.anchors.clear(),
+            Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => {}
         }
     }
 }
@@ -1006,6 +1019,14 @@ mod tests {
         assert_eq!(root.get("list").unwrap().as_seq().unwrap().len(), 2);
         // The alias's node is placed where the alias is written.
         assert_eq!(root.get("use").unwrap().span.line, 2);
+    }
+
+    #[test]
+    fn very_deep_nesting_ends_with_an_error_not_a_stack_overflow() {
+        let deep = format!("{}x\n", "- ".repeat(200_000));
+        let (docs, diags) = parse(&deep);
+        assert!(docs.is_empty());
+        assert!(diags[0].message.contains("nest more than 500 deep"));
     }
 
     #[test]
