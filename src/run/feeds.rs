@@ -180,7 +180,7 @@ impl Feeds {
             let keep = self.feeds.remove(&k.name);
             let mut st = State {
                 config,
-                resource: r.clone(),
+                resource: Resource::clone(r),
                 nets: keep.as_ref().and_then(|s| s.nets.clone()),
                 last_ok: keep.as_ref().and_then(|s| s.last_ok),
                 error: None,
@@ -264,7 +264,7 @@ impl Feeds {
                     namespace: None,
                     name: set_name,
                 },
-                res,
+                std::sync::Arc::new(res),
             );
         }
     }

@@ -41,7 +41,7 @@ struct World {
     lb_cidr: Ipv4Net,
     nodes: Vec<NodeDef>,
     outside: Vec<OutsideHost>,
-    resources: BTreeMap<ResourceKey, Resource>,
+    resources: BTreeMap<ResourceKey, std::sync::Arc<Resource>>,
     /// The document each resource was read from (for merge patches).
     docs: BTreeMap<ResourceKey, Node>,
     /// Addresses given to pods, kept when a pod is replaced.
@@ -60,7 +60,10 @@ impl World {
     }
 
     fn pods(&self) -> impl Iterator<Item = (&ResourceKey, &Resource)> {
-        self.resources.iter().filter(|(k, _)| k.kind == Kind::Pod)
+        self.resources
+            .iter()
+            .filter(|(k, _)| k.kind == Kind::Pod)
+            .map(|(k, r)| (k, &**r))
     }
 
     fn node_index(&self, name: &str) -> Option<usize> {
@@ -1520,7 +1523,9 @@ impl Loader<'_> {
         if let Some(d) = doc {
             self.world.docs.insert(key.clone(), d);
         }
-        self.world.resources.insert(key, res.clone());
+        self.world
+            .resources
+            .insert(key, std::sync::Arc::new(res.clone()));
         Some(res)
     }
 
