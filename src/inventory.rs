@@ -38,6 +38,10 @@ pub struct ClusterConfig {
     pub service_cidr: Ipv4Net,
     /// The fabric's range; nodes without `ip:` get addresses from it.
     pub node_cidr: Ipv4Net,
+    /// `cluster.blockSize`: IPv4 pod addresses come from Calico-style IPAM blocks
+    /// of this prefix length, claimed by a node as it fills (decision
+    /// `ipam-blocks`); `None` keeps one /24 per node.
+    pub block_size: Option<u8>,
 }
 
 impl Default for ClusterConfig {
@@ -47,6 +51,7 @@ impl Default for ClusterConfig {
             pod_cidr_v6: None,
             service_cidr: "10.96.0.0/16".parse().expect("literal"),
             node_cidr: "172.18.0.0/24".parse().expect("literal"),
+            block_size: None,
         }
     }
 }
@@ -55,7 +60,17 @@ impl ClusterConfig {
     /// The IPv4 pod range of the node at `idx` (0-based, scenario order): the
     /// (idx+1)-th /24 of `podCIDR`.
     pub fn node_pod_range_v4(&self, idx: usize) -> Option<Ipv4Net> {
+        if self.block_size.is_some() {
+            // A node's ranges are the blocks it claimed (`Inventory::node_blocks`).
+            return None;
+        }
         self.pod_cidr.subnets(24).ok()?.nth(idx + 1)
+    }
+
+    /// The IPAM block holding `ip`, with `cluster.blockSize`.
+    pub fn block_of(&self, ip: Ipv4Addr) -> Option<Ipv4Net> {
+        let bs = self.block_size?;
+        Ipv4Net::new(ip, bs).ok().map(|n| n.trunc())
     }
 
     /// The IPv6 pod range of the node at `idx`: the (idx+1)-th /64 of `podCIDRv6`.

@@ -124,7 +124,27 @@ pub struct Set {
 }
 
 impl Set {
+    /// An interval set's prefixes are aggregated (nested ones dropped, adjacent ones
+    /// merged: the same addresses), because nft rejects a named interval set whose
+    /// elements overlap ("conflicting intervals"); two network sets holding
+    /// `10.244.1.0/24` and `10.244.1.10/32` under one selector are everyday input.
     pub fn new(name: Name, set_type: SetType, interval: bool, mut elements: Vec<Element>) -> Set {
+        if interval {
+            let mut nets = Vec::new();
+            let mut rest = Vec::new();
+            for e in elements {
+                match e {
+                    Element::Net(n) => nets.push(n),
+                    Element::Addr(a) => nets.push(IpNet::from(a)),
+                    other => rest.push(other),
+                }
+            }
+            elements = IpNet::aggregate(&nets)
+                .into_iter()
+                .map(Element::Net)
+                .collect();
+            elements.extend(rest);
+        }
         elements.sort();
         elements.dedup();
         Set {
@@ -290,7 +310,32 @@ pub struct Table {
     pub chains: Vec<Chain>,
 }
 
+/// The longest comment nft takes (`NFTNL_UDATA_COMMENT_MAXLEN`, bytes).
+pub const COMMENT_MAX: usize = 128;
+
+/// A comment as nft is given it: quoted (see [`quote`]) and, when longer than
+/// [`COMMENT_MAX`] bytes, cut at a character boundary and ended with `...`, so a
+/// chain, set or rule comment never makes a table unloadable. The cut is a pure
+/// function of the text; nothing reads comments back (attribution uses the NFLOG
+/// prefixes of the legend).
+pub fn comment_text(s: &str) -> String {
+    let mut c = cleaned(s);
+    if c.len() > COMMENT_MAX {
+        let mut cut = COMMENT_MAX - 3;
+        while !c.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        c.truncate(cut);
+        c.push_str("...");
+    }
+    c
+}
+
 fn quote(s: &str) -> String {
+    format!("\"{}\"", cleaned(s))
+}
+
+fn cleaned(s: &str) -> String {
     // nft strings cannot contain a double quote; policylab never emits one but user
     // text (policy names in comments) is filtered to stay loadable.
     let cleaned: String = s
@@ -305,7 +350,7 @@ fn quote(s: &str) -> String {
             }
         })
         .collect();
-    format!("\"{cleaned}\"")
+    cleaned
 }
 
 impl fmt::Display for Family {
@@ -494,7 +539,7 @@ impl fmt::Display for Rule {
             parts.push(v.to_string());
         }
         if let Some(c) = &self.comment {
-            parts.push(format!("comment {}", quote(c)));
+            parts.push(format!("comment {}", quote(&comment_text(c))));
         }
         f.write_str(&parts.join(" "))
     }
@@ -530,7 +575,7 @@ impl fmt::Display for Table {
                 let _ = writeln!(out, "\t\tflags interval");
             }
             if let Some(c) = &s.comment {
-                let _ = writeln!(out, "\t\tcomment {}", quote(c));
+                let _ = writeln!(out, "\t\tcomment {}", quote(&comment_text(c)));
             }
             if !s.elements.is_empty() {
                 let items: Vec<String> = s.elements.iter().map(ToString::to_string).collect();
@@ -541,7 +586,7 @@ impl fmt::Display for Table {
         for c in &self.chains {
             let _ = writeln!(out, "\tchain {} {{", c.name);
             if let Some(cm) = &c.comment {
-                let _ = writeln!(out, "\t\tcomment {}", quote(cm));
+                let _ = writeln!(out, "\t\tcomment {}", quote(&comment_text(cm)));
             }
             if let Some(b) = &c.base {
                 let ty = match b.chain_type {
@@ -654,6 +699,73 @@ mod tests {
 
     fn n(s: &str) -> Name {
         Name::new(s).unwrap()
+    }
+
+    /// nft takes comments of at most 128 bytes (checked on nft 1.0.6: 128 loads,
+    /// 129 is "comment too long"); a longer one is cut at a character boundary.
+    #[test]
+    fn comments_are_cut_to_nfts_limit() {
+        let fits = "a".repeat(COMMENT_MAX);
+        assert_eq!(comment_text(&fits), fits);
+        let long = "a".repeat(COMMENT_MAX + 1);
+        let cut = comment_text(&long);
+        assert_eq!(cut.len(), COMMENT_MAX);
+        assert!(cut.ends_with("..."));
+        let wide = "é".repeat(100); // 200 bytes
+        let cut = comment_text(&wide);
+        assert!(cut.len() <= COMMENT_MAX && cut.ends_with("..."), "{cut}");
+        assert_eq!(comment_text("say \"hi\""), "say 'hi'");
+        let r = Rule {
+            matches: vec![],
+            statements: vec![],
+            verdict: Some(Verdict::Accept),
+            comment: Some("x".repeat(300)),
+        };
+        let text = r.to_string();
+        let quoted = text
+            .split_once("comment ")
+            .map(|(_, c)| c)
+            .unwrap_or_default();
+        assert_eq!(quoted.len(), COMMENT_MAX + 2, "{text}");
+    }
+
+    /// A named interval set never holds overlapping elements (nft: "conflicting
+    /// intervals"): nested prefixes go, adjacent ones merge, the addresses stay.
+    #[test]
+    fn interval_sets_aggregate_their_prefixes() {
+        let net = |s: &str| Element::Net(s.parse().unwrap());
+        let s = Set::new(
+            n("s"),
+            SetType::Ipv4,
+            true,
+            vec![
+                net("10.244.1.0/24"),
+                net("10.244.1.10/32"),
+                Element::Addr("10.244.1.20".parse().unwrap()),
+                net("192.0.2.0/25"),
+                net("192.0.2.128/25"),
+                net("198.51.100.7/32"),
+            ],
+        );
+        assert_eq!(
+            s.elements(),
+            &[
+                net("10.244.1.0/24"),
+                net("192.0.2.0/24"),
+                net("198.51.100.7/32")
+            ]
+        );
+        // A hash set keeps its addresses as they are.
+        let h = Set::new(
+            n("h"),
+            SetType::Ipv4,
+            false,
+            vec![
+                Element::Addr("10.0.0.2".parse().unwrap()),
+                Element::Addr("10.0.0.1".parse().unwrap()),
+            ],
+        );
+        assert_eq!(h.elements().len(), 2);
     }
 
     #[test]

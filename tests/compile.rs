@@ -229,12 +229,14 @@ log[1] <WorkloadEgress: no profile (drop)> drop comment \"Drop if no profiles ma
     "\
 meta mark set meta mark | 0x10000 log[2] <WorkloadIngress: profile kns.default rule 0> return"
 )]
+// ICMP without ipVersion is IPv4 only (decision `icmp-ip-version`: Felix's
+// ipVersionToProtoIPVersion), so it is rendered for IPv4 alone.
 #[case::icmp_rule_per_family(
     TIERED,
     "node1",
     "cali-pi-gnp.soft.c",
     "\
-meta l4proto 1 log[1] <WorkloadIngress: tier soft, gnp:soft.c rule 0 (deny)> drop"
+meta nfproto ipv4 meta l4proto 1 log[1] <WorkloadIngress: tier soft, gnp:soft.c rule 0 (deny)> drop"
 )]
 fn layout(#[case] manifests: &str, #[case] node: &str, #[case] name: &str, #[case] want: &str) {
     let c = compile(&small_world(manifests));
@@ -286,11 +288,17 @@ status:
     ingress: [{ip: 198.51.100.80}]
 "#;
 
+// A connection from the endpoint itself (hairpin) is marked for masquerade before
+// its DNAT, as kube-proxy's KUBE-SEP chains do (`-s <endpoint> -j KUBE-MARK-MASQ`;
+// decision `service-hairpin`).
 #[rstest]
 #[case::dnat_named_target_port_and_local_policy("node1", "kube-services", "\
 meta l4proto 6 ip daddr 10.96.0.11/32 th dport 80 accept comment \"default/empty port 80\"
+meta l4proto 6 ip daddr 10.96.0.10/32 th dport 80 ip saddr 10.244.0.20/32 meta mark set meta mark | 0x4000 dnat ip to 10.244.0.20:8080 comment \"default/web port 80 hairpin\"
 meta l4proto 6 ip daddr 10.96.0.10/32 th dport 80 dnat ip to 10.244.0.20:8080 comment \"default/web port 80\"
+meta l4proto 6 ip daddr 10.96.0.12/32 th dport 80 ip saddr 10.244.1.10/32 meta mark set meta mark | 0x4000 dnat ip to 10.244.1.10:80 comment \"other/lb port 80 hairpin\"
 meta l4proto 6 ip daddr 10.96.0.12/32 th dport 80 dnat ip to 10.244.1.10:80 comment \"other/lb port 80\"
+meta l4proto 6 ip daddr 172.18.0.2/32 th dport 30080 ip saddr @cali40all-X ip saddr 10.244.1.10/32 meta mark set meta mark | 0x4000 dnat ip to 10.244.1.10:80 comment \"other/lb port 80 hairpin\"
 meta l4proto 6 ip daddr 172.18.0.2/32 th dport 30080 ip saddr @cali40all-X dnat ip to 10.244.1.10:80 comment \"other/lb port 80 from pods\"
 meta l4proto 6 ip daddr 172.18.0.2/32 th dport 30080 accept comment \"other/lb port 80 local endpoints\"")]
 #[case::no_endpoint_rejects_none_local_drops("node1", "kube-noep", "\
@@ -298,8 +306,11 @@ meta l4proto 6 ip daddr 10.96.0.11/32 th dport 80 log[4] <ServiceDnat: no servic
 meta l4proto 6 ip daddr 172.18.0.2/32 th dport 30080 ip saddr != @cali40all-X log[1] <ServiceDnat: no service endpoint> drop comment \"other/lb port 80 has no local endpoints\"")]
 #[case::local_endpoint_on_its_node("node2", "kube-services", "\
 meta l4proto 6 ip daddr 10.96.0.11/32 th dport 80 accept comment \"default/empty port 80\"
+meta l4proto 6 ip daddr 10.96.0.10/32 th dport 80 ip saddr 10.244.0.20/32 meta mark set meta mark | 0x4000 dnat ip to 10.244.0.20:8080 comment \"default/web port 80 hairpin\"
 meta l4proto 6 ip daddr 10.96.0.10/32 th dport 80 dnat ip to 10.244.0.20:8080 comment \"default/web port 80\"
+meta l4proto 6 ip daddr 10.96.0.12/32 th dport 80 ip saddr 10.244.1.10/32 meta mark set meta mark | 0x4000 dnat ip to 10.244.1.10:80 comment \"other/lb port 80 hairpin\"
 meta l4proto 6 ip daddr 10.96.0.12/32 th dport 80 dnat ip to 10.244.1.10:80 comment \"other/lb port 80\"
+meta l4proto 6 ip daddr 172.18.0.3/32 th dport 30080 ip saddr @cali40all-X ip saddr 10.244.1.10/32 meta mark set meta mark | 0x4000 dnat ip to 10.244.1.10:80 comment \"other/lb port 80 hairpin\"
 meta l4proto 6 ip daddr 172.18.0.3/32 th dport 30080 ip saddr @cali40all-X dnat ip to 10.244.1.10:80 comment \"other/lb port 80 from pods\"
 meta l4proto 6 ip daddr 172.18.0.3/32 th dport 30080 dnat ip to 10.244.1.10:80 comment \"other/lb port 80 local endpoints\"")]
 fn services(#[case] node: &str, #[case] name: &str, #[case] want: &str) {

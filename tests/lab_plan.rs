@@ -145,10 +145,12 @@ steps:
     );
 }
 
+/// A pod that moves to another node is rejected when the scenario loads, at the
+/// step that moves it (decision `pod-stays-on-its-node`), so a lab is never planned
+/// for it.
 #[test]
 fn a_pod_that_moves_to_another_node_is_an_error() {
-    let sc = load(
-        r#"
+    let text = r#"
 name: t
 cluster:
   nodes: [{name: node-1}, {name: node-2}]
@@ -163,11 +165,16 @@ steps:
       kind: Pod
       metadata: {name: m, namespace: default}
       spec: {nodeName: node-2, containers: [{name: c, image: x}]}
-"#,
-    );
-    let e = plan(&sc).expect_err("moves");
-    assert_eq!(
-        e.to_string(),
-        "pod default/m moves between steps (node node-1 then node-2); policylab builds the lab once per run and cannot move a pod"
+"#;
+    let mut s = Sources::new();
+    let f = s.add("t/scenario.yaml", text);
+    let mut d = Diagnostics::new();
+    assert!(load_file(&mut s, f, &mut d).is_none(), "loaded");
+    let rendered = d.render(&s);
+    assert!(
+        rendered.starts_with(
+            "t/scenario.yaml:15:24: pod default/m was on node node-1 in an earlier step and would move to node node-2"
+        ),
+        "{rendered}"
     );
 }

@@ -265,7 +265,37 @@ fn tiers_sorted_with_implicit_default() {
     let extra = tier("late", "2000000", "Deny") + &tier("early", "10", "Deny");
     let w = world(&extra);
     let names: Vec<&str> = w.tiers.iter().map(|t| t.name.as_str()).collect();
-    assert_eq!(names, ["early", "default", "late"]);
+    assert_eq!(
+        names,
+        ["early", "kube-admin", "default", "late", "kube-baseline"]
+    );
+}
+
+/// Decision `builtin-tiers`: kube-admin and kube-baseline exist undeclared, with
+/// default action Pass: a policy there that gives no verdict passes to the next tier.
+#[test]
+fn builtin_admin_tiers_pass_at_their_end() {
+    let extra = gnp(
+        "admin-nothing",
+        "  tier: kube-admin\n  selector: app == 'server'\n  ingress:\n    - {action: Allow, source: {selector: app == 'nobody'}}\n",
+    ) + &gnp(
+        "baseline-deny",
+        "  tier: kube-baseline\n  selector: app == 'server'\n  ingress: [{action: Deny}]\n",
+    );
+    let w = world(&extra);
+    assert!(w.diagnostics.is_empty(), "{:?}", w.diagnostics);
+    assert!(w.tiers.iter().all(|t| t.valid));
+    let (v, by) = verdict(&w, &tcp(&w, "default/client", "default/server", 8080));
+    assert_eq!(v, Verdict::Deny);
+    assert_eq!(
+        rule_by(by),
+        Some((
+            "kube-baseline".into(),
+            "baseline-deny".into(),
+            0,
+            Action::Deny
+        ))
+    );
 }
 
 #[rstest]

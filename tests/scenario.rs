@@ -121,6 +121,88 @@ fn allocation(#[case] pod: &str, #[case] ips: &str) {
     assert_eq!(s.inventory0.nodes[1].ip.to_string(), "172.18.0.12");
 }
 
+/// Decision `ipam-blocks`: with `cluster.blockSize`, a node claims the lowest free
+/// block of `podCIDR` when its blocks are full, and a pod gets the lowest free
+/// address (ordinal) of its node's blocks, in block order (Calico IPAM's
+/// `autoAssign`: affine blocks first, then a new block; ordinals from 0).
+#[rstest]
+// node-1 fills 10.244.0.0/26 .. 10.244.1.64/26 (333 = 5 x 64 + 13).
+#[case("web-0", r#"["10.244.0.0"]"#)]
+#[case("web-64", r#"["10.244.0.64"]"#)]
+#[case("web-332", r#"["10.244.1.76"]"#)]
+// node-2 starts at the next free block, not in node-1's partly used one.
+#[case("api-0", r#"["10.244.1.128"]"#)]
+#[case("api-332", r#"["10.244.2.204"]"#)]
+#[case("db-0", r#"["10.244.3.0"]"#)]
+#[case("db-333", r#"["10.244.4.77"]"#)]
+fn ipam_blocks(#[case] pod: &str, #[case] ips: &str) {
+    static SCALE: std::sync::OnceLock<policylab::scenario::Scenario> = std::sync::OnceLock::new();
+    let s = SCALE.get_or_init(|| {
+        let text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/scale/pods-1000-on-3-nodes.yaml"),
+        )
+        .expect("scale scenario");
+        load(&text).unwrap()
+    });
+    assert_eq!(pod_ips(s, "default", pod), ips);
+}
+
+/// Blocks interleave as nodes fill in turn; a deleted pod's address is reused, and
+/// the block stays with its node.
+#[test]
+fn ipam_blocks_interleave_and_stay_with_their_node() {
+    let text = "name: t\ncluster:\n  podCIDR: 10.250.0.0/28\n  blockSize: 30\n  nodes: [{name: node-1}, {name: node-2}]\n  pods:\n    - {name: a, replicas: 5}\n    - {name: b, node: node-2}\n    - {name: c}\nsteps:\n  - delete: Pod/default/a-1\n  - create: |\n      apiVersion: v1\n      kind: Pod\n      metadata: {name: d}\n      spec: {nodeName: node-2, containers: [{name: m, image: x}]}\n";
+    let s = load(text).unwrap();
+    // a-0..a-3 fill 10.250.0.0/30, a-4 claims 10.250.0.4/30; b (node-2) claims
+    // 10.250.0.8/30; c (node-1) goes into node-1's second block.
+    for (pod, ip) in [
+        ("a-0", "10.250.0.0"),
+        ("a-3", "10.250.0.3"),
+        ("a-4", "10.250.0.4"),
+        ("b", "10.250.0.8"),
+        ("c", "10.250.0.5"),
+    ] {
+        assert_eq!(pod_ips(&s, "default", pod), format!(r#"["{ip}"]"#), "{pod}");
+    }
+    // d on node-2 after a-1 is gone: a-1's address is in node-1's block, so d
+    // takes node-2's next free address.
+    let states = s.inventories();
+    let last = states.last().expect("states");
+    let key = policylab::manifest::ResourceKey {
+        kind: policylab::manifest::Kind::Pod,
+        namespace: Some("default".into()),
+        name: "d".into(),
+    };
+    let d = last.resources[&key]
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(IP_ADDRS_ANNOTATION))
+        .cloned();
+    assert_eq!(d.as_deref(), Some(r#"["10.250.0.9"]"#));
+    // The pool has 4 blocks: a fifth node-1 block does not exist.
+    let full = "name: t\ncluster:\n  podCIDR: 10.250.0.0/29\n  blockSize: 30\n  pods:\n    - {name: a, replicas: 9}\nsteps:\n  - advance: 1s\n";
+    let err = load(full).unwrap_err();
+    assert!(
+        err.contains("has no free pod address left for node node-1"),
+        "{err}"
+    );
+}
+
+#[rstest]
+#[case("blockSize: 19", "`blockSize` must be a prefix length from 20 to 32")]
+#[case("blockSize: 33", "`blockSize` must be a prefix length from 20 to 32")]
+#[case(
+    "blockSize: 26\n  podCIDR: 10.244.0.0/27",
+    "`podCIDR` must hold at least one /26 block"
+)]
+fn ipam_block_size_is_checked(#[case] cluster: &str, #[case] message: &str) {
+    let text = format!("name: t\ncluster:\n  {cluster}\nsteps:\n  - advance: 1s\n");
+    let err = load(&text).unwrap_err();
+    assert!(err.contains(message), "{err}");
+}
+
 #[test]
 fn service_allocation() {
     let s = load(&format!(

@@ -10,6 +10,7 @@ mod scenario; // table-driven scenario loading tests
 
 mod bad_input; // one file per mistake: every bad manifest and its exact message
 mod compile; // the nft policy compiler: snapshots of every scenario's tables
+mod doc_blocks; // the YAML blocks of README and docs/ (shared with the kernel docs test)
 mod docs; // README and docs/: every YAML block runs, every citation resolves
 mod fuzz; // bounded fuzzing of YAML reading and manifest loading: never a panic
 mod lab_plan; // the lab a scenario needs: pods over every step, servers, LB routes

@@ -4,11 +4,19 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// Where the documentation is, for `--help` (paths in the policylab repository).
+pub const DOCS: &str = "Documentation (in the policylab repository):
+  docs/scenario-format.md  the scenario format: every key, probe forms, expectations, exit codes
+  docs/semantics.md        how verdicts are decided (tiers, selectors, host endpoints, services)
+  docs/cookbook.md         complete recipes (default deny, isolation, tiers, NodePort, threat feeds)
+  docs/decisions.md        the choices policylab makes where Calico is silent";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "policylab",
     version,
-    about = "A lab for Calico network policy: scenarios in network namespaces, verdicts with the policy that decided."
+    about = "A lab for Calico network policy: scenarios in network namespaces, verdicts with the policy that decided.",
+    after_help = DOCS
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -29,6 +37,9 @@ pub enum Command {
     /// YAML files there are not checked on their own (they are fixtures: manifests are
     /// checked as part of the scenarios that apply them). A file named directly is
     /// checked as a scenario when it has `steps:`, else as a manifest stream.
+    ///
+    /// The scenario format, key by key: docs/scenario-format.md in the policylab
+    /// repository; complete examples: docs/cookbook.md.
     Check {
         /// Scenario files, manifest files or directories.
         #[arg(required = true)]
@@ -57,6 +68,9 @@ pub enum Command {
     /// be written. A closed stdout ends the run quietly (SIGPIPE) after the lab is
     /// torn down. Scenario names must be unique in one run (pcap files and JUnit
     /// suites are named after them).
+    ///
+    /// The format, expectations and report: docs/scenario-format.md; how each
+    /// verdict is decided: docs/semantics.md (both in the policylab repository).
     Run {
         /// Which dataplane runs the probes.
         #[arg(long, value_enum, default_value_t = Dataplane::Kernel)]
@@ -95,7 +109,8 @@ pub enum Command {
     /// The probe is written as in a scenario's `probe:` step, e.g.
     /// `'red -> 5.196.58.96:443/tcp'`, with the scenario's names and `vars`, as the
     /// cluster is after step N (`--step 0`: before the first step). Exit code 0, or
-    /// 2 when the scenario or the probe is invalid.
+    /// 2 when the scenario or the probe is invalid. The stages, tiers and rules it
+    /// walks through are described in docs/semantics.md (policylab repository).
     Explain {
         /// The scenario file.
         scenario: PathBuf,
@@ -113,7 +128,8 @@ pub enum Command {
     /// Print the nftables policy the kernel dataplane loads: one table per node,
     /// each headed by `# node <name>`, as an `nft -f` script that atomically replaces
     /// that node's table. No root needed. Exit code 0, or 2 when the scenario is
-    /// invalid or has no such step.
+    /// invalid or has no such step. The layout (chains, marks, sets) is described in
+    /// docs/semantics.md, "The nftables rendering" (policylab repository).
     Compile {
         /// The scenario file.
         scenario: PathBuf,

@@ -7,7 +7,7 @@ use std::path::Path;
 use policylab::diag::{Diagnostics, Sources};
 use policylab::run::{disagreements, Observation, Plan};
 use policylab_harness::exit::Exit;
-use policylab_harness::runner::{self, RunnerOptions};
+use policylab_harness::runner::{self, RunnerError, RunnerOptions};
 
 use crate::stdout::{out, outln};
 
@@ -62,6 +62,15 @@ impl Kernel {
     ) -> Result<Vec<Observation>, Exit> {
         let run = match self.rt.block_on(runner::run_plan(plan, &self.opts)) {
             Ok(r) => r,
+            Err(e @ RunnerError::TableRejected { .. }) => {
+                // A table policylab compiled that nft refuses is policylab's bug,
+                // whatever the machine (README, exit codes).
+                eprintln!("scenario {}: {e}", plan.name);
+                eprintln!(
+                    "this is a bug in policylab (the compiler wrote a table nft does not take), not a problem of this machine: please report it with the scenario"
+                );
+                return Err(e.exit());
+            }
             Err(e) => {
                 eprintln!("scenario {}: {e}", plan.name);
                 let code = e.exit();

@@ -460,6 +460,37 @@ mod tests {
         );
     }
 
+    /// `--help` and the subcommands' long help point to the docs, and the pages
+    /// they name exist.
+    #[test]
+    fn help_points_to_the_docs() {
+        use clap::CommandFactory;
+        let mut cmd = Cli::command();
+        let top = cmd.render_help().to_string();
+        for page in [
+            "docs/scenario-format.md",
+            "docs/semantics.md",
+            "docs/cookbook.md",
+            "docs/decisions.md",
+        ] {
+            assert!(top.contains(page), "{page} missing from --help:\n{top}");
+            assert!(root().join(page).is_file(), "{page} does not exist");
+        }
+        for (sub, page) in [
+            ("check", "docs/scenario-format.md"),
+            ("run", "docs/scenario-format.md"),
+            ("run", "docs/semantics.md"),
+            ("explain", "docs/semantics.md"),
+            ("compile", "docs/semantics.md"),
+        ] {
+            let help = cmd
+                .find_subcommand_mut(sub)
+                .map(|c| c.render_long_help().to_string())
+                .unwrap_or_default();
+            assert!(help.contains(page), "{sub} --help lacks {page}:\n{help}");
+        }
+    }
+
     #[test]
     fn help_explains_check() {
         use clap::CommandFactory;

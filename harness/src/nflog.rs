@@ -79,6 +79,24 @@ impl FiveTuple {
             && self.src == packet.src
             && self.src_port == packet.src_port
     }
+
+    /// Whether `packet` is a reply of the flow this tuple opened, as sent before
+    /// any reverse NAT: same protocol, addressed to this tuple's source address and
+    /// port (an ICMP echo reply: from the destination, with the same identifier),
+    /// from the destination port dialled. Only replies of untracked flows are
+    /// ever dropped (a tracked reply is `established`), and untracked flows are
+    /// not NATed, so the dialled port is the one the reply comes from.
+    pub fn reply_of(&self, packet: &FiveTuple) -> bool {
+        if self.protocol != packet.protocol || self.src != packet.dst {
+            return false;
+        }
+        match self.protocol {
+            proto::ICMP | proto::ICMPV6 => {
+                packet.src == self.dst && packet.src_port == self.src_port && packet.dst_port == 0
+            }
+            _ => packet.dst_port == self.src_port && packet.src_port == self.dst_port,
+        }
+    }
 }
 
 /// One logged packet.
@@ -145,15 +163,20 @@ impl NflogSink {
 
     /// Adds an event (listeners do; a runner may also forward selected events from
     /// one sink into another).
-    pub fn push(&self, event: NflogEvent) {
+    ///
+    /// `received` is set here, under the history's lock, so the history is in
+    /// `received` order even when several listeners (each stamping its own reads)
+    /// push into one sink: [`NflogSink::wait_for`]'s look-back stops at the first
+    /// event older than its `since`, which is only right in that order.
+    pub fn push(&self, mut event: NflogEvent) {
+        let mut h = self.history();
+        event.received = Instant::now();
         let event = Arc::new(event);
-        {
-            let mut h = self.history();
-            if h.len() == HISTORY {
-                h.pop_front();
-            }
-            h.push_back(event.clone());
+        if h.len() == HISTORY {
+            h.pop_front();
         }
+        h.push_back(event.clone());
+        // Sent under the lock too, so subscribers see the history's order.
         // No subscriber is fine.
         let _ = self.inner.tx.send(event);
     }
@@ -210,7 +233,8 @@ impl NflogSink {
     }
 
     /// Waits up to `timeout` for a logged packet of the flow `tuple` opened (see
-    /// [`FiveTuple::same_flow`]), received at or after `since`.
+    /// [`FiveTuple::same_flow`]) or of its reply ([`FiveTuple::reply_of`]: the drop
+    /// of an untracked flow's reply decides it), received at or after `since`.
     pub async fn wait_drop(
         &self,
         tuple: &FiveTuple,
@@ -218,7 +242,9 @@ impl NflogSink {
         timeout: Duration,
     ) -> Option<Arc<NflogEvent>> {
         self.wait_for(since, timeout, |e| {
-            e.tuple.as_ref().is_some_and(|t| tuple.same_flow(t))
+            e.tuple
+                .as_ref()
+                .is_some_and(|t| tuple.same_flow(t) || tuple.reply_of(t))
         })
         .await
     }
@@ -570,6 +596,68 @@ mod tests {
         assert_eq!(t.protocol, proto::ICMPV6);
         assert_eq!(t.src_port, 777);
         assert_eq!(t.dst, IpAddr::V6(Ipv6Addr::from(2u128)));
+    }
+
+    fn tuple(protocol: u8, src: &str, src_port: u16, dst: &str, dst_port: u16) -> FiveTuple {
+        FiveTuple {
+            protocol,
+            src: src.parse().expect("ip"),
+            src_port,
+            dst: dst.parse().expect("ip"),
+            dst_port,
+        }
+    }
+
+    #[test]
+    fn replies_are_told_from_requests() {
+        let flow = tuple(proto::TCP, "10.0.0.1", 10_000, "10.0.0.2", 80);
+        assert!(flow.reply_of(&tuple(proto::TCP, "10.0.0.2", 80, "10.0.0.1", 10_000)));
+        assert!(!flow.reply_of(&flow));
+        assert!(!flow.reply_of(&tuple(proto::UDP, "10.0.0.2", 80, "10.0.0.1", 10_000)));
+        // Another probe's request to a server that happens to use our port.
+        assert!(!flow.reply_of(&tuple(proto::TCP, "10.0.0.9", 12_345, "10.0.0.1", 10_000)));
+        let echo = tuple(proto::ICMP, "10.0.0.1", 77, "10.0.0.2", 0);
+        assert!(echo.reply_of(&tuple(proto::ICMP, "10.0.0.2", 77, "10.0.0.1", 0)));
+        assert!(!echo.reply_of(&tuple(proto::ICMP, "10.0.0.2", 78, "10.0.0.1", 0)));
+    }
+
+    fn event(tuple: FiveTuple, received: Instant) -> NflogEvent {
+        NflogEvent {
+            namespace: "ns".into(),
+            group: 1,
+            prefix: "p".into(),
+            tuple: Some(tuple),
+            indev: None,
+            outdev: None,
+            payload: Vec::new(),
+            hw_header: None,
+            mark: None,
+            received,
+        }
+    }
+
+    /// Issue 12 item 5: listeners stamp their reads, then push into one sink; an
+    /// event read earlier may be pushed later. The look-back must still find a
+    /// matching event pushed before it (it used to stop at the older one and wait
+    /// out the whole timeout).
+    #[tokio::test]
+    async fn wait_for_finds_an_event_pushed_before_an_older_one() {
+        let sink = NflogSink::new();
+        let since = Instant::now();
+        let ours = tuple(proto::UDP, "10.0.0.1", 10_000, "10.0.0.2", 53);
+        let other = tuple(proto::UDP, "10.0.0.3", 10_001, "10.0.0.2", 53);
+        sink.push(event(ours, Instant::now()));
+        // Read by another listener before `since`, pushed after ours.
+        let stale = since.checked_sub(Duration::from_secs(1)).unwrap_or(since);
+        sink.push(event(other, stale));
+        let started = Instant::now();
+        let found = sink.wait_drop(&ours, since, Duration::from_secs(2)).await;
+        assert!(found.is_some());
+        assert!(
+            started.elapsed() < Duration::from_millis(100),
+            "waited {:?}",
+            started.elapsed()
+        );
     }
 
     #[test]

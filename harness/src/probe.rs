@@ -208,10 +208,23 @@ fn refusal_name(e: &io::Error) -> Option<&'static str> {
         libc::EPROTO => "EPROTO",
         libc::ENOPROTOOPT => "ENOPROTOOPT",
         libc::EACCES => "EACCES",
-        libc::EPERM => "EPERM",
         libc::EPIPE => "EPIPE",
         _ => return None,
     })
+}
+
+/// Whether a send failed because a netfilter rule of the sending namespace dropped
+/// the packet (`ip_local_out` turns `NF_DROP` into `EPERM`: UDP `sendmsg`, ICMP, a
+/// connect that sends): a policy drop, decided by the rule that logged it, never a
+/// refusal (decision `local-send-eperm-is-a-drop`).
+fn is_local_drop(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EPERM)
+}
+
+fn local_drop(started: Instant) -> Observation {
+    let mut o = Observation::new(Outcome::TimedOut, started.elapsed());
+    o.detail = Some("EPERM: dropped on send by a netfilter rule of this namespace".into());
+    o
 }
 
 /// A socket made in the source namespace and already connecting (or connected).
@@ -463,9 +476,14 @@ async fn drive(
         started,
     } = opened;
     if let Some(e) = refused {
-        let mut o = Observation::new(Outcome::Refused, started.elapsed());
+        let mut o = if is_local_drop(&e) {
+            local_drop(started)
+        } else {
+            let mut o = Observation::new(Outcome::Refused, started.elapsed());
+            o.detail = refusal_name(&e).map(str::to_string);
+            o
+        };
         o.local_addr = local;
-        o.detail = refusal_name(&e).map(str::to_string);
         return Ok(o);
     }
     let deadline = started + spec.timeout;
@@ -486,8 +504,10 @@ async fn drive(
             {
                 let flow = flow_of(spec, local);
                 sink.wait_for(started, spec.timeout, |e| {
-                    e.tuple.as_ref().is_some_and(|t| flow.same_flow(t))
-                        && tcp_flags(&e.payload).is_none_or(|f| f & TCP_SYN != 0)
+                    e.tuple.as_ref().is_some_and(|t| {
+                        (flow.same_flow(t) || flow.reply_of(t))
+                            && tcp_flags(&e.payload).is_none_or(|f| f & TCP_SYN != 0)
+                    })
                 })
                 .await
             }
@@ -531,6 +551,7 @@ async fn drive(
             o.detail = Some(detail);
             o
         }
+        Err(e) if is_local_drop(&e) => local_drop(started),
         Err(e) => match refusal_name(&e) {
             Some(name) => {
                 let mut o = Observation::new(Outcome::Refused, elapsed);

@@ -124,6 +124,14 @@ pub enum RunnerError {
         #[source]
         source: crate::nft::NftError,
     },
+    /// nft refused a table policylab compiled: a bug in policylab, never the
+    /// machine's (exit 70).
+    #[error("nft rejected the table policylab compiled for node {node}:\n{stderr}\nthe offending lines of the script:\n{lines}")]
+    TableRejected {
+        node: String,
+        stderr: String,
+        lines: String,
+    },
     #[error("probe {probe}: {source}")]
     Probe {
         probe: String,
@@ -152,8 +160,9 @@ impl RunnerError {
             | RunnerError::Nft { .. }
             | RunnerError::Probe { .. }
             | RunnerError::Capture(_) => Exit::Machine,
-            // The plan and the lab built from it do not match: a bug.
-            RunnerError::Missing(_) => Exit::Internal,
+            // The plan and the lab built from it do not match, or nft refused a
+            // table policylab compiled (decision kernel-table-rejected): a bug.
+            RunnerError::Missing(_) | RunnerError::TableRejected { .. } => Exit::Internal,
         }
     }
 }
@@ -180,6 +189,18 @@ impl Default for RunnerOptions {
             pcap_dir: None,
         }
     }
+}
+
+/// Why an SCTP probe is not run on a kernel without SCTP (the report's words).
+pub const NO_SCTP: &str = "this kernel has no SCTP";
+
+/// The environment variable of the test hook that makes nft reject every table
+/// load (debug builds only): a rule naming a chain that does not exist is appended
+/// to each node's script, to test the exit code of a rejected table (70).
+pub const BREAK_TABLE_ENV: &str = "POLICYLAB_TEST_BREAK_TABLE";
+
+fn break_table_requested() -> bool {
+    cfg!(debug_assertions) && std::env::var(BREAK_TABLE_ENV).is_ok_and(|v| v == "1")
 }
 
 /// Whether the test hook [`PERTURB_ENV`] is on (never in release builds).
@@ -403,11 +424,17 @@ fn path_order(events: &mut [KernelEvent]) {
 /// The deciding decider and the allowing ones, from path-ordered verdict events.
 fn attribute(world: &World, events: &[KernelEvent]) -> (Option<Decider>, Vec<Decider>) {
     let mut allowing: Vec<Decider> = Vec::new();
+    let mut last_allow = None;
     let mut deny = None;
     for e in events.iter().filter(|e| !e.log_rule) {
         let Some(t) = &e.tag else { continue };
         match effect(world, t) {
             Effect::Allow => {
+                // The last allowing event decides, even when an earlier stage (on
+                // another node) named the same decider: a profile allowing on both
+                // ends of a forwarded flow still decides after the forward stage
+                // in between (`hep-forward-default-allow`).
+                last_allow = Some(t.decider.clone());
                 if !allowing.contains(&t.decider) {
                     allowing.push(t.decider.clone());
                 }
@@ -420,7 +447,7 @@ fn attribute(world: &World, events: &[KernelEvent]) -> (Option<Decider>, Vec<Dec
     }
     match deny {
         Some(d) => (Some(d), Vec::new()),
-        None => (allowing.last().cloned(), allowing),
+        None => (last_allow, allowing),
     }
 }
 
@@ -469,6 +496,9 @@ pub struct KernelLab {
     world: Option<Arc<World>>,
     lb_routes: BTreeMap<IpAddr, String>,
     node_addrs: BTreeSet<IpAddr>,
+    /// Every pod address of the lab (with node and outside addresses: what the
+    /// fabric routes somewhere; anything else meets its blackhole route).
+    pod_addrs: BTreeSet<IpAddr>,
     outside_addrs: BTreeMap<IpAddr, String>,
     failed: BTreeSet<String>,
     perturb: bool,
@@ -551,6 +581,11 @@ impl KernelLab {
             iface_names.insert(ns.name().to_string(), InterfaceNames::of(ns)?);
         }
         let node_addrs = plan.nodes.iter().flat_map(|n| n.addresses()).collect();
+        let pod_addrs = plan
+            .pods
+            .iter()
+            .flat_map(|p| std::iter::once(IpAddr::V4(p.ipv4)).chain(p.ipv6.map(IpAddr::V6)))
+            .collect();
         let lb_routes = plan
             .load_balancers
             .iter()
@@ -569,6 +604,7 @@ impl KernelLab {
             world: None,
             lb_routes,
             node_addrs,
+            pod_addrs,
             outside_addrs,
             failed: BTreeSet::new(),
             perturb: opts.perturb,
@@ -614,14 +650,31 @@ impl KernelLab {
                 Some(script) => (LoadKind::SetElements, script),
                 None => (LoadKind::Table, table.to_string()),
             };
+            let script = if break_table_requested() {
+                format!(
+                    "{script}add rule inet {} no-such-chain accept\n",
+                    table.name
+                )
+            } else {
+                script
+            };
             let node = node.clone();
             loads.push(async move {
                 let started = std::time::Instant::now();
                 crate::nft::apply_async(&ns, &script)
                     .await
-                    .map_err(|source| RunnerError::Nft {
-                        node: node.clone(),
-                        source,
+                    .map_err(|source| match source {
+                        crate::nft::NftError::Rejected { stderr, .. } => {
+                            RunnerError::TableRejected {
+                                node: node.clone(),
+                                lines: offending_lines(&stderr, &script),
+                                stderr,
+                            }
+                        }
+                        source => RunnerError::Nft {
+                            node: node.clone(),
+                            source,
+                        },
                     })?;
                 Ok::<_, RunnerError>(TableLoad {
                     step: 0,
@@ -806,6 +859,13 @@ impl KernelLab {
         })
     }
 
+    /// Whether a pod, node or outside host of the lab has the address.
+    fn holds(&self, ip: IpAddr) -> bool {
+        self.pod_addrs.contains(&ip)
+            || self.node_addrs.contains(&ip)
+            || self.outside_addrs.contains_key(&ip)
+    }
+
     /// Runs probes (concurrently, in batches) and attributes each from NFLOG.
     pub async fn probe(&self, flows: &[&ProbeFlow]) -> Result<Vec<KernelProbe>, RunnerError> {
         let mut out = Vec::with_capacity(flows.len());
@@ -826,6 +886,12 @@ impl KernelLab {
             verdicts.extend(self.allows.events());
             let logs = self.logs.events();
             for (f, r) in batch.iter().zip(results) {
+                if let Err(ProbeError::SctpUnsupported(_)) = &r {
+                    // The machine lacks a kernel feature for this probe only: every
+                    // other probe runs (README, exit codes).
+                    out.push(Self::not_run(NO_SCTP));
+                    continue;
+                }
                 let o = r.map_err(|source| RunnerError::Probe {
                     probe: format!(
                         "{} -> {}",
@@ -863,12 +929,25 @@ impl KernelLab {
                     || self.node_addrs.contains(&t.src)
                     || Some(t.src) == client)
         };
+        // The drop of a reply decides an untracked flow (its reply has no conntrack
+        // entry: INVALID, or a new flow policy drops); a reply's allows only trace
+        // the reply, as in the model, and are not the probe's.
+        let sent = o.local_addr.map(|local| FiveTuple {
+            protocol: protocol_number(flow),
+            src: local.ip(),
+            src_port: local.port(),
+            dst: flow.dst_ip,
+            dst_port: flow.port.unwrap_or(0),
+        });
+        let reply_drop = |e: &NflogEvent, t: &FiveTuple| -> bool {
+            e.group == compile::NFLOG_GROUP_DENY && sent.is_some_and(|s| s.reply_of(t))
+        };
         let decode = |events: &[Arc<NflogEvent>], log_rule: bool| -> Vec<KernelEvent> {
             let mut seen = BTreeSet::new();
             let mut out = Vec::new();
             let mut lines = Vec::new();
             for e in events {
-                let Some(t) = e.tuple.as_ref().filter(|t| ours(t)) else {
+                let Some(t) = e.tuple.as_ref().filter(|t| ours(t) || reply_drop(e, t)) else {
                     continue;
                 };
                 // A connected TCP probe: drops of its later segments (no SYN) come
@@ -935,6 +1014,15 @@ impl KernelLab {
                 .or(dst_host.filter(|h| self.failed.contains(h)))
             {
                 decider = Some(Decider::HostDown { host: h });
+            } else if !self.holds(flow.dst_ip)
+                && !events
+                    .iter()
+                    .any(|e| e.packet.is_some_and(|p| p.dst != flow.dst_ip))
+            {
+                // Nothing in the lab holds the address and no node rewrote it
+                // (DNAT): the fabric's blackhole route dropped it, silently, as the
+                // model's `Unroutable` says (decision `unroutable-address`).
+                decider = Some(Decider::Unroutable);
             }
         }
         let log_lines: Vec<LogLine> = log_events
@@ -961,10 +1049,31 @@ impl KernelLab {
                 allowing,
                 logged: !log_lines.is_empty(),
                 log_lines,
+                not_run: None,
             },
             events,
             detail: o.detail.clone(),
             kernel_log_lines,
+        }
+    }
+
+    /// A probe this machine cannot run (a kernel without SCTP): reported as not
+    /// run, with nothing observed.
+    fn not_run(why: &str) -> KernelProbe {
+        KernelProbe {
+            observation: Observation {
+                outcome: Outcome::Deny,
+                status: None,
+                client_ip_seen: None,
+                decider: None,
+                allowing: Vec::new(),
+                logged: false,
+                log_lines: Vec::new(),
+                not_run: Some(why.to_string()),
+            },
+            events: Vec::new(),
+            detail: Some(why.to_string()),
+            kernel_log_lines: Vec::new(),
         }
     }
 
@@ -1103,26 +1212,72 @@ async fn run_steps(
 
 /// The pcap file of a probe: `<scenario>-step<NN>-probe<NN>-<source>-to-<target>.pcap`
 /// (step number, the probe's index in its step from 1; names reduced to
-/// `[A-Za-z0-9._-]`), so a run's files are the same names every time.
+/// `[A-Za-z0-9._-]`), so a run's files are the same names every time. A name longer
+/// than [`PCAP_NAME_PART`] bytes keeps its head and ends in `~` and 12 hex digits of
+/// its SHA-256, so the file name stays under the 255 bytes a file system takes
+/// (decision `scenario-names`) and distinct names stay distinct.
 pub fn pcap_file_name(scenario: &str, step: usize, index: usize, p: &PlannedProbe) -> String {
-    let clean = |s: &str| -> String {
-        s.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect()
-    };
     format!(
         "{}-step{step:02}-probe{:02}-{}-to-{}.pcap",
-        clean(scenario),
+        pcap_part(scenario),
         index + 1,
-        clean(&p.source),
-        clean(&p.target)
+        pcap_part(&p.source),
+        pcap_part(&p.target)
     )
+}
+
+/// The longest a part of a pcap file name gets (3 parts + 40 bytes < 255).
+pub const PCAP_NAME_PART: usize = 64;
+
+fn pcap_part(s: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let clean: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if clean.len() <= PCAP_NAME_PART {
+        return clean;
+    }
+    let hash: String = Sha256::digest(s.as_bytes())
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{}~{hash}", &clean[..PCAP_NAME_PART - 13])
+}
+
+/// The lines of `script` that nft's `stderr` names (`<file>:<line>:<col>: Error:`),
+/// each as `<line>: <text>`, in order, once each.
+pub fn offending_lines(stderr: &str, script: &str) -> String {
+    let lines: Vec<&str> = script.lines().collect();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = String::new();
+    for l in stderr.lines() {
+        let Some(pos) = l.find(": Error:") else {
+            continue;
+        };
+        let mut fields = l[..pos].rsplitn(3, ':');
+        let (_col, line) = (fields.next(), fields.next());
+        let Some(n) = line.and_then(|n| n.parse::<usize>().ok()) else {
+            continue;
+        };
+        if n == 0 || !seen.insert(n) {
+            continue;
+        }
+        if let Some(text) = lines.get(n - 1) {
+            out.push_str(&format!("{n}: {}\n", text.trim()));
+        }
+    }
+    if out.is_empty() {
+        out.push_str("(nft named no line)\n");
+    }
+    out
 }
 
 /// Linux capability numbers the kernel dataplane needs.
@@ -1176,6 +1331,34 @@ pub fn machine_problems() -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn offending_lines_are_the_lines_nft_names() {
+        let script =
+            "table inet t {\n\tchain c {\n\t\tbad thing\n\t}\n}\nadd rule inet t x accept\n";
+        let stderr = "/dev/stdin:3:3-11: Error: syntax error\n\t\tbad thing\n\t\t^^^^^^^^^\n/dev/stdin:6:16-16: Error: Could not process rule: No such file or directory\n/dev/stdin:3:3-5: Error: again\n";
+        assert_eq!(
+            offending_lines(stderr, script),
+            "3: bad thing\n6: add rule inet t x accept\n"
+        );
+        assert_eq!(
+            offending_lines("nft: oops", script),
+            "(nft named no line)\n"
+        );
+    }
+
+    #[test]
+    fn pcap_parts_stay_short_and_distinct() {
+        let short = "default/web";
+        assert_eq!(pcap_part(short), "default_web");
+        let a = format!("{}a", "s".repeat(240));
+        let b = format!("{}b", "s".repeat(240));
+        let (pa, pb) = (pcap_part(&a), pcap_part(&b));
+        assert_eq!(pa.len(), PCAP_NAME_PART);
+        assert_ne!(pa, pb);
+        assert!(pa.starts_with("sss") && pa.contains('~'), "{pa}");
+        assert_eq!(pcap_part("läptop"), "l_ptop");
+    }
 
     #[test]
     fn capabilities_are_read_from_cap_eff() {
@@ -1270,6 +1453,29 @@ mod tests {
         assert_eq!(
             attribute(&w, &events),
             (Some(rule("no", Action::Deny)), vec![])
+        );
+        // A host endpoint's forward stage between two allows by the same profile:
+        // the last allowing event decides, not the first occurrence of each
+        // decider (decision `hep-forward-default-allow`).
+        let profile = Decider::Profile {
+            name: "kns.default".into(),
+            rule_index: 0,
+        };
+        let hep = vec![
+            event("node-1", StageKind::WorkloadEgress, profile.clone()),
+            event(
+                "node-1",
+                StageKind::HostForwardEgress,
+                Decider::DefaultForwardAllow,
+            ),
+            event("node-2", StageKind::WorkloadIngress, profile.clone()),
+        ];
+        assert_eq!(
+            attribute(&w, &hep),
+            (
+                Some(profile.clone()),
+                vec![profile.clone(), Decider::DefaultForwardAllow]
+            )
         );
         // A forwarding node without source or destination stages sits between.
         let mut fwd = vec![

@@ -14,7 +14,8 @@
 //!   interface (created together with the pod's `eth0` in one RTM_NEWLINK whose peer is
 //!   put straight into the pod namespace) with `proxy_arp=1` (inherited from the
 //!   node's `conf/default`, switched off again on `eth0` and extra interfaces), `proxy_delay=0`,
-//!   [`GATEWAY_V6`], and a /32 (/128) route to the pod; forwarding on;
+//!   [`GATEWAY_V6`], and a /32 (/128) route to the pod; a blackhole route for each
+//!   of its pod CIDRs (Calico's for its IPAM blocks); forwarding on;
 //! - each pod: `eth0` with its /32 (/128), a link route to [`GATEWAY_V4`] and default
 //!   routes via [`GATEWAY_V4`] and [`GATEWAY_V6`], as Calico configures pods;
 //! - each outside host: `eth0` with its /32 (/128) addresses and default routes through
@@ -574,7 +575,9 @@ async fn link_up(h: &Handle, index: u32, what: &str) -> Result<(), TopologyError
 }
 
 /// Creates a veth in the namespace of `h`: `name` (ifindex `index`, up) here, its peer
-/// `peer_name` (ifindex `peer_index`, down) directly inside `peer_ns`.
+/// `peer_name` (ifindex `peer_index`, down) directly inside `peer_ns`; `mac` and
+/// `peer_mac` set their addresses (else the kernel picks random ones).
+#[allow(clippy::too_many_arguments)]
 async fn add_veth(
     h: &Handle,
     name: &str,
@@ -583,13 +586,17 @@ async fn add_veth(
     peer_name: &str,
     peer_index: u32,
     mac: Option<[u8; 6]>,
+    peer_mac: Option<[u8; 6]>,
 ) -> Result<(), TopologyError> {
     let fd = peer_ns.open()?;
-    let peer = LinkMessageBuilder::<LinkUnspec>::new()
+    let mut peer = LinkMessageBuilder::<LinkUnspec>::new()
         .name(peer_name)
         .index(peer_index)
-        .setns_by_fd(fd.as_raw_fd())
-        .build();
+        .setns_by_fd(fd.as_raw_fd());
+    if let Some(mac) = peer_mac {
+        peer = peer.address(mac.to_vec());
+    }
+    let peer = peer.build();
     let mut b = LinkVeth::new(name, peer_name)
         .index(index)
         .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
@@ -674,6 +681,23 @@ fn route_message(
             })
         }
     })
+}
+
+/// A blackhole route to `dest` (dropped without an ICMP error).
+async fn add_blackhole(h: &Handle, dest: IpNet, what: &str) -> Result<(), TopologyError> {
+    let msg = match dest {
+        IpNet::V4(d) => RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(d.addr(), d.prefix_len())
+            .kind(RouteType::BlackHole)
+            .build(),
+        IpNet::V6(d) => RouteMessageBuilder::<Ipv6Addr>::new()
+            .destination_prefix(d.addr(), d.prefix_len())
+            .kind(RouteType::BlackHole)
+            .build(),
+    };
+    h.route().add(msg).execute().await.map_err(nl(format!(
+        "adding the blackhole route to {dest} on {what}"
+    )))
 }
 
 fn host_net(a: IpAddr) -> IpNet {
@@ -765,6 +789,7 @@ async fn wire_fabric_and_nodes(
             UPLINK_IFACE,
             ETH0,
             None,
+            None,
         )
         .await?;
         for (j, iface) in n.interfaces.iter().enumerate() {
@@ -776,6 +801,7 @@ async fn wire_fabric_and_nodes(
                 iface,
                 EXTRA_BASE + j as u32,
                 None,
+                None,
             )
             .await?;
         }
@@ -786,7 +812,14 @@ async fn wire_fabric_and_nodes(
         for j in 0..n.interfaces.len() {
             link_up(h, EXTRA_BASE + j as u32, &what).await?;
         }
-        configure_leaf(h, &n.addresses(), v6.then_some(NODE_LINK_LOCAL_V6), &what).await
+        configure_leaf(h, &n.addresses(), v6.then_some(NODE_LINK_LOCAL_V6), &what).await?;
+        // As Calico (BIRD) does for a node's IPAM blocks: a free address of the
+        // node's pod range is dropped silently, not sent back to the fabric until
+        // its TTL runs out (decision `unroutable-address`).
+        for c in &n.pod_cidrs {
+            add_blackhole(h, *c, &what).await?;
+        }
+        Ok::<(), TopologyError>(())
     }))
     .await?;
     // The fabric's routes to each node.
@@ -863,6 +896,7 @@ async fn wire_outside(
             UPLINK_IFACE,
             ETH0,
             None,
+            None,
         )
         .await?;
     }
@@ -905,17 +939,52 @@ async fn wire_pod(
         UPLINK_IFACE,
         ETH0,
         Some(CALI_MAC),
+        Some(pod_mac(p.ipv4)),
     )
     .await?;
     configure_leaf(h, &p.addresses(), None, &what).await?;
+    // Static neighbours, as Calico programs them: the gateway in the pod, the pod
+    // on the host side. Permanent entries do not count against the kernel's
+    // neighbour-table garbage-collection thresholds (`gc_thresh3`, global to the
+    // machine and never changed by policylab), so a lab of thousands of pods does
+    // not overflow the table.
+    add_neighbour(h, ETH0, IpAddr::V4(GATEWAY_V4), CALI_MAC, &what).await?;
+    if v6 && p.ipv6.is_some() {
+        add_neighbour(h, ETH0, IpAddr::V6(GATEWAY_V6), CALI_MAC, &what).await?;
+    }
     let node_what = format!("{} of node {}", p.host_iface, p.node);
     if v6 {
         add_addr(node_h, cali_index, IpAddr::V6(GATEWAY_V6), 64, &node_what).await?;
     }
     for a in p.addresses() {
         add_route(node_h, host_net(a), cali_index, None, &node_what).await?;
+        add_neighbour(node_h, cali_index, a, pod_mac(p.ipv4), &node_what).await?;
     }
     Ok(())
+}
+
+/// The MAC of a pod's `eth0`: `0a:58` and its IPv4 address (as the Kubernetes
+/// bridge plugin derives it), so the node's static neighbour entry is known before
+/// the link exists.
+pub fn pod_mac(ip: Ipv4Addr) -> [u8; 6] {
+    let o = ip.octets();
+    [0x0a, 0x58, o[0], o[1], o[2], o[3]]
+}
+
+/// A permanent neighbour entry: `ip` is at `mac` on link `index`.
+async fn add_neighbour(
+    h: &Handle,
+    index: u32,
+    ip: IpAddr,
+    mac: [u8; 6],
+    what: &str,
+) -> Result<(), TopologyError> {
+    h.neighbours()
+        .add(index, ip)
+        .link_layer_address(&mac)
+        .execute()
+        .await
+        .map_err(nl(format!("adding the static neighbour {ip} on {what}")))
 }
 
 /// Waits until every link of a namespace but `lo` has LOWER_UP and RUNNING.

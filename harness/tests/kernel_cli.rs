@@ -236,3 +236,126 @@ fn a_killed_run_is_cleaned_by_policylab_clean() {
     assert!(s.contains("namespaces of dead policylab runs"), "{s}");
     assert!(namespaces_of(pid).is_empty());
 }
+
+/// A table nft refuses is policylab's bug: exit 70 with nft's error and the
+/// offending lines, never the machine hint of exit 3 (test hook
+/// `POLICYLAB_TEST_BREAK_TABLE`, debug builds).
+#[test]
+fn a_table_nft_rejects_exits_70_with_the_offending_lines() {
+    if !common::kernel_ready("a_table_nft_rejects_exits_70_with_the_offending_lines") {
+        return;
+    }
+    let o = policylab(&["run", "scenarios/000-network-sets.yaml"])
+        .env(policylab_harness::runner::BREAK_TABLE_ENV, "1")
+        .output()
+        .expect("runs");
+    let err = text(&o.stderr);
+    assert_eq!(code(&o), 70, "{err}");
+    assert!(
+        err.contains("nft rejected the table policylab compiled for node node-1"),
+        "{err}"
+    );
+    assert!(err.contains("the offending lines of the script:"), "{err}");
+    assert!(
+        err.contains(": add rule inet policylab no-such-chain accept"),
+        "{err}"
+    );
+    assert!(err.contains("this is a bug in policylab"), "{err}");
+    assert!(!err.contains("needs root"), "{err}");
+    assert_eq!(text(&o.stdout), "");
+}
+
+/// Whether this kernel makes SCTP sockets (a socket in the test's own namespace,
+/// closed at once: nothing is created there).
+fn kernel_has_sctp() -> bool {
+    // SAFETY: socket/close have no preconditions.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 132) };
+    if fd >= 0 {
+        unsafe { libc::close(fd) };
+    }
+    fd >= 0
+}
+
+/// A kernel without SCTP runs every other probe: the SCTP probes are "not run"
+/// (apart in the summary, skipped in JUnit) and the exit code is that of the
+/// probes that ran. With SCTP, every probe runs and the report is the model's.
+#[test]
+fn sctp_probes_without_sctp_are_not_run_and_the_rest_runs() {
+    if !common::kernel_ready("sctp_probes_without_sctp_are_not_run_and_the_rest_runs") {
+        return;
+    }
+    let file = "harness/tests/data/sctp-and-tcp.yaml";
+    let o = out(&["run", file]);
+    let report = text(&o.stdout);
+    assert_eq!(code(&o), 0, "{report}\n{}", text(&o.stderr));
+    let model = out(&["run", "--dataplane", "model", file]);
+    if kernel_has_sctp() {
+        assert_eq!(report, text(&model.stdout));
+        return;
+    }
+    assert!(
+        report.contains(
+            "default/client (10.244.1.11) -> default/web:9000/sctp (10.244.1.10): not run: this kernel has no SCTP"
+        ),
+        "{report}"
+    );
+    assert!(
+        report
+            .contains("default/client -> default/web:9000/sctp: not run: this kernel has no SCTP"),
+        "{report}"
+    );
+    assert!(
+        report.contains(
+            "summary: 3 probes, 4 expectations: every expectation held; 2 probes not run"
+        ),
+        "{report}"
+    );
+    // The TCP probes ran and were decided by the kernel as the model says.
+    assert!(
+        report.contains("ok       by end-of-tier:default"),
+        "{report}"
+    );
+    assert!(
+        !text(&o.stderr).contains("DISAGREEMENT"),
+        "{}",
+        text(&o.stderr)
+    );
+    let junit = text(&out(&["run", "--format", "junit", file]).stdout);
+    assert_eq!(junit.matches("<skipped").count(), 2, "{junit}");
+    assert!(
+        junit.contains("not run: this kernel has no SCTP"),
+        "{junit}"
+    );
+}
+
+/// `--pcap` with a 240-character scenario name and long pod names: each probe's
+/// file is made, its name within the file system's 255 bytes.
+#[test]
+fn pcap_files_of_long_names_are_made() {
+    if !common::kernel_ready("pcap_files_of_long_names_are_made") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("policylab-pcap-long-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let o = out(&[
+        "run",
+        "--pcap",
+        dir.to_str().expect("utf-8 temp dir"),
+        "harness/tests/data/long-pcap-names.yaml",
+    ]);
+    let err = text(&o.stderr);
+    assert_eq!(code(&o), 0, "{err}\n{}", text(&o.stdout));
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("pcap dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(names.len(), 2, "{names:?}");
+    for n in &names {
+        assert!(n.len() <= 255 && n.ends_with(".pcap"), "{n}");
+        assert!(n.starts_with("a-scenario-name-of-240-characters-"), "{n}");
+    }
+    assert!(names[0].contains("-step01-probe01-"), "{names:?}");
+    assert!(names[1].contains("-step02-probe01-"), "{names:?}");
+}

@@ -4,6 +4,9 @@
 //! - `scenarios/*.yaml`: the shipped tutorial scenarios;
 //! - `tests/run_scenarios/*.yaml`: runner behaviour (feed schedule and formats,
 //!   failed hosts, refused ports, file servers' HTTP status);
+//! - `tests/scale/pods-1000-on-3-nodes.yaml`: 1,000 pods on 3 nodes (IPAM blocks,
+//!   static neighbours) and a 30x30 matrix, without a committed snapshot (its
+//!   report is compared with the model's);
 //! - `scenarios/conformance/**/*.yaml`: cases ported from upstream suites (no
 //!   snapshot: the kernel report must equal the model's, every expectation hold).
 
@@ -168,4 +171,57 @@ async fn conformance_scenarios_agree_with_the_model() {
         return;
     }
     run_dir("scenarios/conformance", true, None).await;
+}
+
+/// Issue 9 ("scale"): 1,000 pods on 3 nodes in /26 IPAM blocks, a 30x30 matrix,
+/// clean on the kernel: no disagreement, the same report as the model. Without
+/// static neighbour entries the kernel's neighbour table (gc_thresh3, 1,024 for
+/// the whole machine) overflowed at 400 pods.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousand_pods_on_three_nodes_agree_with_the_model() {
+    if !common::kernel_ready("thousand_pods_on_three_nodes_agree_with_the_model") {
+        return;
+    }
+    let path = root().join("tests/scale/pods-1000-on-3-nodes.yaml");
+    let mut sources = Sources::new();
+    let mut diags = Diagnostics::new();
+    let sc = policylab::scenario::load(&mut sources, &path, &mut diags)
+        .unwrap_or_else(|| panic!("loads:\n{}", diags.render(&sources)));
+    let plan = policylab::run::plan(&sc, &sources);
+    let states: Vec<_> = plan
+        .steps
+        .iter()
+        .map(|s| (s.inventory.as_ref(), s.world.as_ref()))
+        .collect();
+    let lab = policylab::lab::plan_for_states("scale", &states).expect("lab plan");
+    assert_eq!(lab.pods.len(), 1000);
+    for n in &lab.nodes {
+        // 333 or 334 pods: 6 blocks of 64 addresses each.
+        assert_eq!(n.pod_cidrs.len(), 6, "{}: {:?}", n.name, n.pod_cidrs);
+        assert!(n.pod_cidrs.iter().all(|c| c.prefix_len() == 26));
+    }
+    let model = Report::new(&plan, &plan.model_observations(), "model");
+    let started = std::time::Instant::now();
+    let run = runner::run_plan(&plan, &RunnerOptions::default())
+        .await
+        .expect("the kernel run");
+    eprintln!(
+        "1,000 pods on 3 nodes, 30x30 matrix: {:.2} s on the kernel (build, probes, teardown)",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(run.probes.len(), 900);
+    let mut problems = Vec::new();
+    for (i, (_, _, pp)) in plan.probes().enumerate() {
+        let d = policylab::run::disagreements(&pp.prediction, &run.probes[i].observation);
+        if !d.is_empty() {
+            problems.push(format!("{} -> {}: {d:?}", pp.source, pp.target));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    let kernel = Report::new(&plan, &run.observations(), "kernel");
+    assert_eq!(kernel.exit_code(), 0);
+    assert!(
+        kernel.text() == model.text(),
+        "the kernel report differs from the model's"
+    );
 }

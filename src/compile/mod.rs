@@ -608,6 +608,24 @@ impl<'w, 'l> NodeCx<'w, 'l> {
                             },
                         ];
                         let masq = external && !svc.local;
+                        // Decision `service-hairpin`: kube-proxy's endpoint chain
+                        // marks a connection from the endpoint itself for
+                        // masquerade (`-s <endpoint> -j KUBE-MARK-MASQ`).
+                        let hairpin = |m: &Vec<Match>, e: Option<usize>| -> Option<Rule> {
+                            let e = e?;
+                            if masq {
+                                return None;
+                            }
+                            let ep = w.endpoints[e].ip_of_family(v6)?;
+                            let mut m = m.clone();
+                            m.push(Match::Addr {
+                                family: fam,
+                                dir: Dir::Saddr,
+                                nets: vec![ep.into()],
+                                negate: false,
+                            });
+                            Some(rule(m, vec![Statement::SetMark(MARK_MASQ), dnat(e)], None))
+                        };
                         let to = |e: Option<usize>| match e {
                             Some(e) => {
                                 let mut s = vec![];
@@ -636,6 +654,9 @@ impl<'w, 'l> NodeCx<'w, 'l> {
                             // Pod sources use every endpoint (kube-proxy short-circuit).
                             let mut m1 = m.clone();
                             m1.push(pod_src(false));
+                            if let Some(r) = hairpin(&m1, choose(false)) {
+                                nat.push(commented(r, format!("{comment} hairpin")));
+                            }
                             let (s, v) = to(choose(false));
                             nat.push(commented(rule(m1, s, v), format!("{comment} from pods")));
                             let (s, v) = to(choose(true));
@@ -661,6 +682,9 @@ impl<'w, 'l> NodeCx<'w, 'l> {
                                 ));
                             }
                         } else {
+                            if let Some(r) = hairpin(&m, choose(false)) {
+                                nat.push(commented(r, format!("{comment} hairpin")));
+                            }
                             let (s, v) = to(choose(false));
                             nat.push(commented(rule(m.clone(), s, v), comment.clone()));
                             if choose(false).is_none() {

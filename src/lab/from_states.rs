@@ -199,6 +199,16 @@ pub fn plan_for_states(
             lbs.entry(lb.address).or_insert(lb.node);
         }
     }
+    // Decision `ipam-blocks`: a node routes the IPAM blocks its pods' addresses
+    // are in (blocks are claimed by one node only).
+    for p in pods.values() {
+        if let (Some(block), Some(n)) = (first.cluster.block_of(p.ipv4), nodes.get_mut(&p.node)) {
+            let block = ipnet::IpNet::V4(block);
+            if !n.pod_cidrs.contains(&block) {
+                n.pod_cidrs.push(block);
+            }
+        }
+    }
     for n in nodes.values_mut() {
         n.servers.sort();
         n.servers.dedup();

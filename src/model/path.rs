@@ -104,9 +104,14 @@ struct ReplyCheck {
     pkt: Packet,
     /// The forward packet was untracked (allowed by doNotTrack policy) on this node.
     notracked: bool,
+    /// The request ends or starts in this node's host (not forwarded).
+    host: bool,
 }
 
 const MAX_REPLY_CHECKS: usize = 4;
+
+/// IP protocol number of UDP.
+const PROTO_UDP: u8 = 17;
 
 struct Run<'w, 's, S> {
     w: &'w World,
@@ -351,6 +356,13 @@ impl<'w, S: Sink<'w>> Run<'w, '_, S> {
                 }
                 StageResult::Continue => {
                     if rc.notracked {
+                        if rc.host && reply.proto == PROTO_UDP {
+                            // Decision `untracked-udp-reply-is-a-new-flow`.
+                            if let StageResult::Deny(by) = self.host_reply_as_new_flow(rc, reply) {
+                                return Err(self.deny(by, pkt, Verdict::Deny));
+                            }
+                            continue;
+                        }
                         return Err(self.deny(DecidedBy::UntrackedReply, pkt, Verdict::Deny));
                     }
                 }
@@ -364,6 +376,56 @@ impl<'w, S: Sink<'w>> Run<'w, '_, S> {
             final_dst_ip: pkt.dst,
             final_dst_port: pkt.dst_port,
         })
+    }
+
+    /// The host's side of an untracked UDP flow whose reply no untracked policy
+    /// allows (decision `untracked-udp-reply-is-a-new-flow`): conntrack has no entry
+    /// for the request, so the reply is a new UDP flow of its own (TCP and ICMP
+    /// replies are INVALID instead), policed by the host endpoint's tracked stages
+    /// in the reply's direction: normal egress when the host answers, pre-DNAT then
+    /// normal ingress when the reply comes to the host. Its allows only trace.
+    fn host_reply_as_new_flow(&mut self, rc: ReplyCheck, reply: Packet) -> StageResult<'w> {
+        if rc.arrives {
+            let pre = if self.w.endpoints[rc.hep]
+                .plans
+                .get(StageClass::PreDnat, Direction::Ingress)
+                .is_empty()
+            {
+                StageResult::Continue
+            } else {
+                self.hep_stage(
+                    StageKind::HostPreDnat,
+                    rc.node,
+                    rc.hep,
+                    StageClass::PreDnat,
+                    Direction::Ingress,
+                    reply,
+                    true,
+                )
+            };
+            match pre {
+                StageResult::Continue => self.hep_stage(
+                    StageKind::HostNormalIngress,
+                    rc.node,
+                    rc.hep,
+                    StageClass::Normal,
+                    Direction::Ingress,
+                    reply,
+                    true,
+                ),
+                other => other,
+            }
+        } else {
+            self.hep_stage(
+                StageKind::HostNormalEgress,
+                rc.node,
+                rc.hep,
+                StageClass::Normal,
+                Direction::Egress,
+                reply,
+                true,
+            )
+        }
     }
 
     fn push_reply(&mut self, rc: ReplyCheck) {
@@ -443,6 +505,13 @@ impl<'w, S: Sink<'w>> Run<'w, '_, S> {
                 if external && !svc.local {
                     self.pending_snat = Some(here);
                 }
+                // Decision `service-hairpin`: kube-proxy marks a connection whose
+                // source is the chosen endpoint for masquerade, so the endpoint's
+                // reply comes back through the node.
+                let hairpin = pkt.src == pkt.dst;
+                if hairpin {
+                    self.pending_snat = Some(here);
+                }
                 if S::ON {
                     self.sink.step(Step::Note(format!(
                         "DNAT to {} {}:{} (first endpoint by name)",
@@ -450,6 +519,11 @@ impl<'w, S: Sink<'w>> Run<'w, '_, S> {
                         pkt.dst,
                         pkt.dst_port
                     )));
+                    if hairpin {
+                        self.sink.step(Step::Note(
+                            "hairpin: the endpoint is the client itself; kube-proxy masquerades it to the node's address".into(),
+                        ));
+                    }
                     self.sink.end(StageResult::Continue);
                 }
                 return Ok(());
@@ -606,6 +680,7 @@ impl<'w, S: Sink<'w>> Run<'w, '_, S> {
             arrives: true,
             pkt,
             notracked,
+            host: false,
         });
         Ok(())
     }
@@ -689,6 +764,7 @@ impl<'w, S: Sink<'w>> Run<'w, '_, S> {
                         arrives: true,
                         pkt: post,
                         notracked: accepted,
+                        host: true,
                     });
                     if !accepted {
                         self.hep_gate(
@@ -754,6 +830,7 @@ impl<'w, S: Sink<'w>> Run<'w, '_, S> {
                             arrives: false,
                             pkt,
                             notracked,
+                            host: true,
                         });
                         if !accepted {
                             self.hep_gate(

@@ -386,7 +386,10 @@ impl Table {
                         .interval
                         .then(|| HashSet::from([schema::SetFlag::Interval])),
                     elem: (!elements.is_empty()).then(|| Cow::Owned(elements)),
-                    comment: set.comment.clone().map(Cow::Owned),
+                    comment: set
+                        .comment
+                        .as_deref()
+                        .map(|c| Cow::Owned(crate::nft::comment_text(c))),
                     ..schema::Set::default()
                 }),
             ))));
@@ -430,7 +433,10 @@ impl Table {
                         expr: Cow::Owned(rule_exprs(r)),
                         handle: None,
                         index: None,
-                        comment: r.comment.clone().map(Cow::Owned),
+                        comment: r
+                            .comment
+                            .as_deref()
+                            .map(|c| Cow::Owned(crate::nft::comment_text(c))),
                     },
                 ))));
             }

@@ -26,6 +26,9 @@ use crate::run::{
 };
 use crate::scenario::ByRef;
 
+/// A matrix cell the dataplane could not run.
+pub const NOT_RUN_CELL: char = '-';
+
 /// One expectation of a probe and whether it held.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Check {
@@ -123,6 +126,14 @@ pub struct Summary {
     pub checks: usize,
     pub failed_checks: usize,
     pub disagreements: usize,
+    /// Probes the dataplane could not run (not in `probes`; see
+    /// [`Observation::not_run`]).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub not_run: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// The report of one scenario's run.
@@ -204,6 +215,7 @@ impl Report {
             checks: 0,
             failed_checks: 0,
             disagreements: 0,
+            not_run: 0,
         };
         for st in &plan.steps {
             let mut probes = Vec::new();
@@ -219,7 +231,11 @@ impl Report {
                 } else {
                     o.allowing.clone()
                 };
-                let e = &pp.expect;
+                let e = if o.not_run.is_some() {
+                    &crate::run::Expectations::default()
+                } else {
+                    &pp.expect
+                };
                 let mut checks = Vec::new();
                 if let Some(x) = e.outcome {
                     checks.push(Check {
@@ -288,12 +304,17 @@ impl Report {
                     });
                 }
                 let dis = disagreements(pred, &o);
-                summary.probes += 1;
+                if o.not_run.is_some() {
+                    summary.not_run += 1;
+                } else {
+                    summary.probes += 1;
+                }
                 summary.checks += checks.len();
                 summary.failed_checks += checks.iter().filter(|c| !c.ok).count();
                 summary.disagreements += dis.len();
                 let probe_name = format!("{} -> {}", pp.source, pp.target);
-                for a in &pred.alerts {
+                let ran = o.not_run.is_none();
+                for a in pred.alerts.iter().filter(|_| ran) {
                     alerts.push(Alert {
                         step: st.number,
                         feed: a.clone(),
@@ -304,7 +325,7 @@ impl Report {
                         outcome: o.outcome,
                     });
                 }
-                for r in &pred.flow_logs {
+                for r in pred.flow_logs.iter().filter(|_| ran) {
                     flow_logs.push(FlowLogEntry {
                         step: st.number,
                         probe: probe_name.clone(),
@@ -343,7 +364,10 @@ impl Report {
                 let mut expected: Option<Vec<Vec<char>>> = None;
                 for p in &probes {
                     if let Some((r, c)) = p.cell {
-                        rows[r][c] = p.observed.outcome.cell();
+                        rows[r][c] = match p.observed.not_run {
+                            Some(_) => NOT_RUN_CELL,
+                            None => p.observed.outcome.cell(),
+                        };
                     }
                 }
                 let any_expect = st.probes.iter().any(|p| p.expect.outcome.is_some());
@@ -429,7 +453,11 @@ impl Report {
                             )
                         })
                         .collect();
-                    let status = if failed.is_empty() {
+                    let status = if let Some(why) = &p.observed.not_run {
+                        let mut s = TestCaseStatus::skipped();
+                        s.set_message(format!("not run: {why}"));
+                        s
+                    } else if failed.is_empty() {
                         TestCaseStatus::success()
                     } else {
                         let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);

@@ -152,6 +152,9 @@ pub(super) fn render(r: &Report) -> String {
         "summary: {} probes, {} expectations: {verdict}",
         s.probes, s.checks
     );
+    if s.not_run > 0 {
+        let _ = write!(out, "; {} probes not run", s.not_run);
+    }
     if s.disagreements > 0 {
         let _ = write!(
             out,
@@ -201,6 +204,14 @@ fn mark(ok: bool) -> &'static str {
 
 fn probe(out: &mut String, p: &ReportProbe) {
     let o = &p.observed;
+    if let Some(why) = &o.not_run {
+        let _ = writeln!(
+            out,
+            "  {} ({}) -> {} ({}): not run: {why}",
+            p.source, p.src_ip, p.target, p.dst_ip
+        );
+        return;
+    }
     let _ = writeln!(
         out,
         "  {} ({}) -> {} ({}): {}",
@@ -274,7 +285,7 @@ fn matrix(out: &mut String, t: &TruthTable, probes: &[ReportProbe]) {
         for c in 0..t.targets.len() {
             let got = t.rows[r][c];
             let want = t.expected.as_ref().map(|e| e[r][c]).filter(|x| *x != '?');
-            let wrong = want.is_some_and(|x| x != got);
+            let wrong = got != super::NOT_RUN_CELL && want.is_some_and(|x| x != got);
             if wrong {
                 bad.push((r, c, want.unwrap_or('?'), got));
             }
@@ -302,6 +313,10 @@ fn matrix(out: &mut String, t: &TruthTable, probes: &[ReportProbe]) {
     }
     let _ = writeln!(out, "  cells:");
     for p in probes {
+        if let Some(why) = &p.observed.not_run {
+            let _ = writeln!(out, "    {} -> {}: not run: {why}", p.source, p.target);
+            continue;
+        }
         let _ = writeln!(
             out,
             "    {} -> {}: {}, decided by {}{}",

@@ -350,13 +350,15 @@ pub(super) fn build(inv: &Inventory) -> World {
             },
         );
     }
-    tiers.entry("default".into()).or_insert_with(|| Tier {
-        name: "default".into(),
-        order: Some(DEFAULT_TIER_ORDER),
-        default_action: TierAction::Deny,
-        valid: true,
-        policies: vec![],
-    });
+    for (name, order, action) in BUILTIN_TIERS {
+        tiers.entry((*name).into()).or_insert_with(|| Tier {
+            name: (*name).into(),
+            order: Some(*order),
+            default_action: *action,
+            valid: true,
+            policies: vec![],
+        });
+    }
 
     // Policies.
     for r in inv.resources.values() {
@@ -804,6 +806,18 @@ fn icmp(f: &Option<crate::diag::Spanned<crate::manifest::types::IcmpFields>>) ->
     })
 }
 
+/// The IP version a rule without `ipVersion` gets from its protocol, as Felix's
+/// `ipVersionToProtoIPVersion` (felix/calc/rule_convert.go) gives it: ICMP -> 4,
+/// ICMPv6 -> 6, anything else both (decision `icmp-ip-version`). The nets a rule
+/// names narrow it further in [`absent_for`], as Felix's `FilterRuleToIPVersion`.
+fn ip_version_of_protocol(protocol: Option<u8>) -> Option<u8> {
+    match protocol {
+        Some(1) => Some(4),
+        Some(58) => Some(6),
+        _ => None,
+    }
+}
+
 fn convert_rule(ctx: &mut Ctx, r: &RawRule, ns: &str) -> Rule {
     let action = match r.action.value.as_str() {
         "Deny" => Action::Deny,
@@ -811,6 +825,7 @@ fn convert_rule(ctx: &mut Ctx, r: &RawRule, ns: &str) -> Rule {
         "Pass" => Action::Pass,
         _ => Action::Allow,
     };
+    let protocol = r.protocol.as_ref().and_then(|p| parse_protocol(&p.value));
     Rule {
         absent_v4: false,
         absent_v6: false,
@@ -818,8 +833,9 @@ fn convert_rule(ctx: &mut Ctx, r: &RawRule, ns: &str) -> Rule {
         ip_version: r
             .ip_version
             .as_ref()
-            .and_then(|v| u8::try_from(v.value).ok()),
-        protocol: r.protocol.as_ref().and_then(|p| parse_protocol(&p.value)),
+            .and_then(|v| u8::try_from(v.value).ok())
+            .or_else(|| ip_version_of_protocol(protocol)),
+        protocol,
         not_protocol: r
             .not_protocol
             .as_ref()

@@ -41,6 +41,19 @@ pub const LABEL_NAME: &str = "projectcalico.org/name";
 pub const DEFAULT_ALLOW_PROFILE: &str = "projectcalico-default-allow";
 /// Order of the implicit `default` tier (docs/semantics.md#tiers).
 pub const DEFAULT_TIER_ORDER: f64 = 1_000_000.0;
+/// Order of the built-in `kube-admin` tier (AdminNetworkPolicy).
+pub const KUBE_ADMIN_TIER_ORDER: f64 = 1_000.0;
+/// Order of the built-in `kube-baseline` tier (BaselineAdminNetworkPolicy).
+pub const KUBE_BASELINE_TIER_ORDER: f64 = 10_000_000.0;
+
+/// The tiers Calico creates itself (decision `builtin-tiers`): name, order, default
+/// action. They exist without being declared; a declared one replaces its defaults
+/// (the Tier CRD's CEL rules fix the same values).
+pub const BUILTIN_TIERS: &[(&str, f64, TierAction)] = &[
+    ("default", DEFAULT_TIER_ORDER, TierAction::Deny),
+    ("kube-admin", KUBE_ADMIN_TIER_ORDER, TierAction::Pass),
+    ("kube-baseline", KUBE_BASELINE_TIER_ORDER, TierAction::Pass),
+];
 
 /// Everything the evaluator needs, derived once from an inventory.
 #[derive(Debug, Clone, Default)]

@@ -181,6 +181,11 @@ pub struct Observation {
     pub allowing: Vec<Decider>,
     pub logged: bool,
     pub log_lines: Vec<LogLine>,
+    /// Why the dataplane could not run this probe (the kernel: "this kernel has no
+    /// SCTP"); nothing else of the observation then means anything, and the report
+    /// counts the probe apart, neither held nor failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_run: Option<String>,
 }
 
 fn ser_decider_opt<S: serde::Serializer>(d: &Option<Decider>, s: S) -> Result<S::Ok, S::Error> {
@@ -205,6 +210,7 @@ impl Observation {
             allowing: p.allowing.clone(),
             logged: p.logged,
             log_lines: p.log_lines.clone(),
+            not_run: None,
         }
     }
 }
@@ -234,6 +240,10 @@ impl fmt::Display for Disagreement {
 pub fn disagreements(p: &Prediction, o: &Observation) -> Vec<Disagreement> {
     let opt = |v: Option<String>| v.unwrap_or_else(|| "nothing".into());
     let mut out = Vec::new();
+    if o.not_run.is_some() {
+        // Nothing was observed: nothing to compare.
+        return out;
+    }
     if p.outcome != o.outcome {
         out.push(Disagreement {
             what: "outcome",

@@ -236,6 +236,16 @@ pub(super) fn predict(
             }
         }
     }
+    if decider == Decider::Unroutable && note.is_none() {
+        // Decision `unroutable-address`: the report says why nothing answers.
+        note = Some(match server_at(world, inv, d.destination, d.final_dst_ip) {
+            Server::Nobody => format!(
+                "no pod, node or outside host has the address {}",
+                d.final_dst_ip
+            ),
+            _ => format!("nothing routes {} from here", d.final_dst_ip),
+        });
+    }
     let client_ip_seen = (outcome == Outcome::Allow).then_some(d.client_ip_seen);
     let mut alerts: Vec<String> = feeds
         .iter()

@@ -18,6 +18,7 @@ use crate::diag::Span;
 use crate::inventory::{
     ClusterConfig, NodeDef, OutsideHost, PortDef, ServedFile, IP_ADDRS_ANNOTATION, L4,
 };
+use crate::manifest::types::PolicySpec;
 use crate::manifest::{load_document, load_document_in, Body, Kind};
 use crate::yaml::{from_node, parse_stream, Document, Node, Origin, Style, Value};
 
@@ -28,6 +29,16 @@ const PROBE_OPTIONS: &[&str] = &[
     "expect", "status", "clientIP", "by", "alert", "logged", "timeout", "family",
 ];
 const OWNER_ANNOTATION: &str = "policylab.dev/owner";
+/// The tiers that exist without being declared (decision `builtin-tiers`).
+const BUILTIN_TIERS: &[&str] = &["default", "kube-admin", "kube-baseline"];
+
+fn tier_key(name: &str) -> ResourceKey {
+    ResourceKey {
+        kind: Kind::Tier,
+        namespace: None,
+        name: name.to_string(),
+    }
+}
 
 fn one_of(list: &[&str]) -> String {
     let mut v = list.to_vec();
@@ -46,7 +57,13 @@ struct World {
     docs: BTreeMap<ResourceKey, Node>,
     /// Addresses given to pods, kept when a pod is replaced.
     pod_ips: BTreeMap<ResourceKey, Vec<IpAddr>>,
+    /// The node each (not host-networked) pod was first placed on, kept after a
+    /// delete: the lab is built once per run, so a pod never changes node.
+    pod_nodes: BTreeMap<ResourceKey, String>,
     svc_ips: BTreeMap<ResourceKey, (Option<IpAddr>, Option<IpAddr>)>,
+    /// IPAM block affinities with `cluster.blockSize` (block -> node index), kept
+    /// when the block empties, as Calico keeps a node's block affinity.
+    blocks: BTreeMap<Ipv4Net, usize>,
 }
 
 impl World {
@@ -76,6 +93,22 @@ impl World {
 
     fn node_range_v6(&self, idx: usize) -> Option<Ipv6Net> {
         self.cluster.node_pod_range_v6(idx)
+    }
+
+    /// Whether a node, outside host, pod or service (cluster or load-balancer
+    /// address) has `ip` now.
+    fn holds(&self, ip: IpAddr) -> bool {
+        self.nodes
+            .iter()
+            .any(|n| IpAddr::V4(n.ip) == ip || n.ipv6.map(IpAddr::V6) == Some(ip))
+            || self.outside.iter().any(|h| h.ips.contains(&ip))
+            || self
+                .pod_ips
+                .iter()
+                .any(|(k, ips)| ips.contains(&ip) && self.resources.contains_key(k))
+            || self.svc_ips.iter().any(|(k, (c, l))| {
+                (*c == Some(ip) || *l == Some(ip)) && self.resources.contains_key(k)
+            })
     }
 
     /// Every address in use and who holds it.
@@ -445,7 +478,9 @@ pub(super) fn load(
             resources: BTreeMap::new(),
             docs: BTreeMap::new(),
             pod_ips: BTreeMap::new(),
+            pod_nodes: BTreeMap::new(),
             svc_ips: BTreeMap::new(),
+            blocks: BTreeMap::new(),
         },
     };
     ld.cluster(root.get("cluster"));
@@ -492,6 +527,33 @@ pub(super) fn load(
     })
 }
 
+/// Why `h` cannot be one of an outside host's `hostnames:` (empty when it can): the
+/// feed puller resolves it and the lab's CA writes it into a certificate as a DNS
+/// name (an IA5String: ASCII only), so it must be an ASCII DNS name, any case
+/// (decision `scenario-names`).
+fn hostname_problems(h: &str) -> Vec<String> {
+    if !h.is_ascii() {
+        return vec![
+            "must be ASCII (a DNS name; write an internationalized name in its punycode form, `xn--...`)"
+                .into(),
+        ];
+    }
+    let lower = h.to_ascii_lowercase();
+    let mut out = Vec::new();
+    if h.len() > 253 {
+        out.push("must be no more than 253 characters".into());
+    }
+    if !crate::manifest::names::dns1123_subdomain(&lower).is_empty()
+        || h.split('.').any(|l| l.len() > 63)
+    {
+        out.push(
+            "must be a DNS name: dot-separated labels of 1 to 63 letters, digits or '-', each starting and ending with a letter or digit (any case)"
+                .into(),
+        );
+    }
+    out
+}
+
 /// Rebuilds the allocator's view of an inventory (addresses of pods and services
 /// as written into the resources), for reading probes against a later state.
 fn world_of(inv: &Inventory) -> World {
@@ -530,7 +592,9 @@ fn world_of(inv: &Inventory) -> World {
         resources: inv.resources.clone(),
         docs: BTreeMap::new(),
         pod_ips,
+        pod_nodes: BTreeMap::new(),
         svc_ips,
+        blocks: BTreeMap::new(),
     }
 }
 
@@ -785,13 +849,32 @@ impl Loader<'_> {
                 c.get(k)
                     .filter(|_| !checked.rejected(&format!("cluster.{k}")))
             };
+            if let Some(n) = field("blockSize") {
+                match n.scalar_text().and_then(|t| t.parse::<u8>().ok()) {
+                    // Calico's IPPool validation: an IPv4 block is /20 to /32.
+                    Some(b) if (20..=32).contains(&b) => self.world.cluster.block_size = Some(b),
+                    _ => self.err(
+                        n.span,
+                        format!(
+                            "`blockSize` must be a prefix length from 20 to 32 (Calico's default is 26), found {}",
+                            n.describe()
+                        ),
+                    ),
+                }
+            }
             if let Some(n) = field("podCIDR") {
                 if let Some(v) = self.cidr::<Ipv4Net>(n, "podCIDR") {
-                    if v.prefix_len() > 23 {
-                        self.err(
+                    match self.world.cluster.block_size {
+                        Some(b) if v.prefix_len() > b => self.err(
+                            n.span,
+                            format!("`podCIDR` must hold at least one /{b} block (`blockSize`)"),
+                        ),
+                        Some(_) => {}
+                        None if v.prefix_len() > 23 => self.err(
                             n.span,
                             "`podCIDR` must be /23 or larger: node n gets its n-th /24",
-                        );
+                        ),
+                        None => {}
                     }
                     self.world.cluster.pod_cidr = v.trunc();
                 }
@@ -848,6 +931,11 @@ impl Loader<'_> {
                     raw.name.span,
                     format!("duplicate node name `{}`", raw.name.value),
                 );
+                continue;
+            }
+            // A node is a Kubernetes Node: its name is a DNS-1123 subdomain
+            // (decision `scenario-names`).
+            if self.bad_name(&raw.name, "node") {
                 continue;
             }
             let ip = match &raw.ip {
@@ -912,6 +1000,16 @@ impl Loader<'_> {
         }
     }
 
+    /// Reports a node or outside host name that is not a DNS-1123 subdomain
+    /// (decision `scenario-names`); true when it is not.
+    fn bad_name(&mut self, name: &Spanned<String>, what: &str) -> bool {
+        let problems = crate::manifest::names::dns1123_subdomain(&name.value);
+        for p in &problems {
+            self.err(name.span, format!("{what} name `{}`: {p}", name.value));
+        }
+        !problems.is_empty()
+    }
+
     /// An address must not be in the pod, service or fabric ranges (unless `fabric_ok`).
     fn check_not_in_ranges(&mut self, ip: IpAddr, span: Span, fabric_ok: bool) {
         let cl = &self.world.cluster;
@@ -969,6 +1067,15 @@ impl Loader<'_> {
             if self.world.outside.iter().any(|h| h.name == name) {
                 self.err(raw.name.span, format!("duplicate outside host `{name}`"));
                 continue;
+            }
+            // Decision `scenario-names`: probes name hosts in `FROM -> TO:PORT/PROTO`.
+            if self.bad_name(&raw.name, "outside host") {
+                continue;
+            }
+            for h in raw.hostnames.iter().flatten() {
+                for problem in hostname_problems(&h.value) {
+                    self.err(h.span, format!("hostname `{}`: {problem}", h.value));
+                }
             }
             let mut ips = Vec::new();
             match &ip_node {
@@ -1511,6 +1618,20 @@ impl Loader<'_> {
         if let Body::ThreatFeed(spec) = &res.body {
             self.check_feed_address(spec)?;
         }
+        if let Body::Policy(spec) = &res.body {
+            self.check_tier_exists(spec, res.span)?;
+        }
+        if res.kind == Kind::Tier && create && BUILTIN_TIERS.contains(&key.name.as_str()) {
+            self.err(
+                name_span,
+                format!(
+                    "{key} already exists: Calico creates the tiers {} itself (`create` does \
+                     not replace; use `apply`)",
+                    BUILTIN_TIERS.join(", ")
+                ),
+            );
+            return None;
+        }
         match res.kind {
             Kind::Pod => self.prepare_pod(&mut res, &key)?,
             Kind::Service => self.prepare_service(&mut res, &key)?,
@@ -1527,6 +1648,46 @@ impl Loader<'_> {
             .resources
             .insert(key, std::sync::Arc::new(res.clone()));
         Some(res)
+    }
+
+    /// A policy's tier must exist when the policy is written, as Calico's API
+    /// server requires (decision `builtin-tiers`); the built-in tiers always do.
+    fn check_tier_exists(&mut self, spec: &PolicySpec, span: Span) -> Option<()> {
+        let (tier, sp) = spec
+            .tier
+            .as_ref()
+            .map_or(("default", span), |t| (t.value.as_str(), t.span));
+        if BUILTIN_TIERS.contains(&tier) || self.world.resources.contains_key(&tier_key(tier)) {
+            return Some(());
+        }
+        self.err(
+            sp,
+            format!(
+                "tier {tier:?} does not exist: apply a Tier named {tier:?} first (Calico's API \
+                 rejects a policy in a missing tier; the built-in tiers are {})",
+                BUILTIN_TIERS.join(", ")
+            ),
+        );
+        None
+    }
+
+    /// Why a tier cannot be deleted now, as Calico's client refuses it
+    /// (libcalico-go/lib/clientv3/tier.go `Delete`; decision `builtin-tiers`).
+    fn tier_delete_problem(&self, name: &str) -> Option<String> {
+        if BUILTIN_TIERS.contains(&name) {
+            return Some(format!(
+                "the {name:?} tier is built in: Calico does not delete it"
+            ));
+        }
+        let user = self.world.resources.values().find(|r| match &r.body {
+            Body::Policy(spec) => spec.tier.as_ref().is_some_and(|t| t.value == name),
+            _ => false,
+        })?;
+        Some(format!(
+            "tier {name:?} is not empty ({} is in it): Calico cannot delete a non-empty tier; \
+             delete its policies first",
+            user.key()
+        ))
     }
 
     fn prepare_pod(&mut self, res: &mut Resource, key: &ResourceKey) -> Option<()> {
@@ -1581,6 +1742,25 @@ impl Loader<'_> {
             // A host-networked pod has its node's addresses, not a pod address.
             return Some(());
         }
+        // Decision `pod-stays-on-its-node`: the lab is built once per run.
+        match self.world.pod_nodes.get(key) {
+            Some(was) if *was != node.value => {
+                self.err(
+                    node.span,
+                    format!(
+                        "pod {} was on node {was} in an earlier step and would move to node {}: policylab builds the lab once per run and cannot move a pod between nodes (give the pod on {} another name)",
+                        ns_name(key),
+                        node.value,
+                        node.value
+                    ),
+                );
+                return None;
+            }
+            Some(_) => {}
+            None => {
+                self.world.pod_nodes.insert(key.clone(), node.value.clone());
+            }
+        }
         let range4 = self.world.node_range_v4(idx);
         let range6 = self.world.node_range_v6(idx);
         let pinned = res
@@ -1601,6 +1781,16 @@ impl Loader<'_> {
                         self.err(res.span, format!("`{s}` is not an IP address"));
                         return None;
                     };
+                    if let (IpAddr::V4(v4), Some(_)) = (ip, self.world.cluster.block_size) {
+                        if !self.claim_block_of(v4, idx, res.span, &node.value) {
+                            return None;
+                        }
+                        if !self.check_free(ip, res.span, &who) {
+                            return None;
+                        }
+                        ips.push(ip);
+                        continue;
+                    }
                     let in_range = match ip {
                         IpAddr::V4(v4) => range4.is_some_and(|r| r.contains(&v4)),
                         IpAddr::V6(v6) => range6.is_some_and(|r| r.contains(&v6)),
@@ -1629,10 +1819,27 @@ impl Loader<'_> {
                 ips
             }
             None => match self.world.pod_ips.get(key) {
-                Some(ips) if self.same_node_ips(ips, range4, range6) => ips.clone(),
+                Some(ips) if self.same_node_ips(ips, idx, range4, range6) => ips.clone(),
                 _ => {
                     let taken = self.world.taken();
                     let mut ips = Vec::new();
+                    if self.world.cluster.block_size.is_some() {
+                        match self.block_address(idx, &taken) {
+                            Some(ip) => ips.push(IpAddr::V4(ip)),
+                            None => {
+                                self.err(
+                                    res.span,
+                                    format!(
+                                        "podCIDR {} has no free pod address left for node {} (every /{} block is full or belongs to another node)",
+                                        self.world.cluster.pod_cidr,
+                                        node.value,
+                                        self.world.cluster.block_size.unwrap_or_default()
+                                    ),
+                                );
+                                return None;
+                            }
+                        }
+                    }
                     if let Some(r) = range4 {
                         let base = u32::from(r.network());
                         let ip = (10..255)
@@ -1662,6 +1869,18 @@ impl Loader<'_> {
                 }
             },
         };
+        if let Some(was) = self.world.pod_ips.get(key).filter(|was| **was != ips) {
+            let was: Vec<String> = was.iter().map(ToString::to_string).collect();
+            self.err(
+                res.span,
+                format!(
+                    "pod {} had the addresses {} in an earlier step: policylab builds the lab once per run and cannot readdress a pod (give the pod another name)",
+                    ns_name(key),
+                    was.join(", ")
+                ),
+            );
+            return None;
+        }
         let list: Vec<String> = ips.iter().map(ToString::to_string).collect();
         res.metadata
             .annotations
@@ -1671,11 +1890,74 @@ impl Loader<'_> {
         Some(())
     }
 
-    fn same_node_ips(&self, ips: &[IpAddr], r4: Option<Ipv4Net>, r6: Option<Ipv6Net>) -> bool {
+    fn same_node_ips(
+        &self,
+        ips: &[IpAddr],
+        idx: usize,
+        r4: Option<Ipv4Net>,
+        r6: Option<Ipv6Net>,
+    ) -> bool {
+        let cl = &self.world.cluster;
         ips.iter().all(|ip| match ip {
+            IpAddr::V4(v) if cl.block_size.is_some() => cl
+                .block_of(*v)
+                .is_some_and(|b| self.world.blocks.get(&b) == Some(&idx)),
             IpAddr::V4(v) => r4.is_some_and(|r| r.contains(v)),
             IpAddr::V6(v) => r6.is_some_and(|r| r.contains(v)),
         })
+    }
+
+    /// Decision `ipam-blocks`: the lowest free address of the node's blocks (in
+    /// block order, from each block's first address, as Calico's IPAM assigns
+    /// ordinals); when they are full, the node claims the lowest free block of
+    /// `podCIDR`.
+    fn block_address(&mut self, idx: usize, taken: &BTreeMap<IpAddr, String>) -> Option<Ipv4Addr> {
+        let bs = self.world.cluster.block_size?;
+        let free_in = |b: &Ipv4Net| {
+            let first = u32::from(b.network());
+            let last = u32::from(b.broadcast());
+            (first..=last)
+                .map(Ipv4Addr::from)
+                .find(|a| !taken.contains_key(&IpAddr::V4(*a)))
+        };
+        for (b, _) in self.world.blocks.iter().filter(|(_, n)| **n == idx) {
+            if let Some(a) = free_in(b) {
+                return Some(a);
+            }
+        }
+        let pool = self.world.cluster.pod_cidr;
+        let block = pool
+            .subnets(bs)
+            .ok()?
+            .find(|b| !self.world.blocks.contains_key(b) && free_in(b).is_some())?;
+        self.world.blocks.insert(block, idx);
+        free_in(&block)
+    }
+
+    /// A pinned address with `cluster.blockSize`: inside `podCIDR`, in a block that
+    /// is free (the node claims it) or already the node's.
+    fn claim_block_of(&mut self, ip: Ipv4Addr, idx: usize, span: Span, node: &str) -> bool {
+        let cl = &self.world.cluster;
+        let Some(block) = cl.block_of(ip).filter(|_| cl.pod_cidr.contains(&ip)) else {
+            let msg = format!("pod address {ip} is outside podCIDR {}", cl.pod_cidr);
+            self.err(span, msg);
+            return false;
+        };
+        match self.world.blocks.get(&block) {
+            Some(n) if *n != idx => {
+                let owner = self.world.nodes.get(*n).map_or("", |n| n.name.as_str());
+                let msg = format!(
+                    "pod address {ip} is in IPAM block {block}, which belongs to node {owner}, not {node}"
+                );
+                self.err(span, msg);
+                false
+            }
+            Some(_) => true,
+            None => {
+                self.world.blocks.insert(block, idx);
+                true
+            }
+        }
     }
 
     fn prepare_service(&mut self, res: &mut Resource, key: &ResourceKey) -> Option<()> {
@@ -1911,6 +2193,21 @@ impl Loader<'_> {
         }
     }
 
+    /// For a reference to a missing NetworkPolicy of one API group, the policy of
+    /// the same namespace and name in the other group, if it exists.
+    fn other_network_policy(&self, k: &ResourceKey) -> Option<ResourceKey> {
+        let other = match k.kind {
+            Kind::NetworkPolicy => Kind::K8sNetworkPolicy,
+            Kind::K8sNetworkPolicy => Kind::NetworkPolicy,
+            _ => return None,
+        };
+        let o = ResourceKey {
+            kind: other,
+            ..k.clone()
+        };
+        self.world.resources.contains_key(&o).then_some(o)
+    }
+
     fn delete_step(&mut self, v: &Node) -> Option<Step> {
         let before = self.diags.error_count();
         let (docs, mut refs) = self.manifest_docs(v, true);
@@ -1922,11 +2219,28 @@ impl Loader<'_> {
         }
         let mut keys = Vec::new();
         for (k, span) in refs {
+            if k.kind == Kind::Tier {
+                if let Some(problem) = self.tier_delete_problem(&k.name) {
+                    self.err(span, format!("{k} cannot be deleted: {problem}"));
+                    continue;
+                }
+            }
             if self.world.resources.contains_key(&k) {
                 self.remove(&k);
                 keys.push(k);
             } else {
-                self.err(span, format!("{k} does not exist, so it cannot be deleted"));
+                let hint = self.other_network_policy(&k).map_or(String::new(), |o| {
+                    format!(
+                        " ({o} exists: `{}` names Calico's projectcalico.org/v3 NetworkPolicy, \
+                         `{}` the networking.k8s.io/v1 one)",
+                        Kind::NetworkPolicy.ref_name(),
+                        Kind::K8sNetworkPolicy.ref_name()
+                    )
+                });
+                self.err(
+                    span,
+                    format!("{k} does not exist, so it cannot be deleted{hint}"),
+                );
             }
         }
         (self.diags.error_count() == before).then_some(Step::Delete(keys))
@@ -1972,9 +2286,12 @@ impl Loader<'_> {
             return None;
         }
         if !self.world.resources.contains_key(&key) {
+            let hint = self
+                .other_network_policy(&key)
+                .map_or(String::new(), |o| format!(" ({o} exists: write `{o}`)"));
             self.err(
                 t.span,
-                format!("{key} does not exist, so it cannot be patched"),
+                format!("{key} does not exist, so it cannot be patched{hint}"),
             );
             return None;
         }
@@ -2055,7 +2372,20 @@ impl Loader<'_> {
     /// Resolves a written target and completes port and protocol.
     fn dest(&mut self, span: Span, d: &DestRef, family: Option<Family>) -> Option<(Dest, Family)> {
         let to = match &d.target {
-            TargetRef::Ip(ip) => Target::Ip(*ip),
+            TargetRef::Ip(ip) => {
+                if !self.world.holds(*ip) {
+                    // Decision `unroutable-address`.
+                    self.diags.warning(
+                        span,
+                        format!(
+                            "no pod, node, outside host or service has the address {ip} at this step: \
+                             the probe will be denied as unroutable (a mistyped address, or an outside \
+                             host missing from `outside:`?)"
+                        ),
+                    );
+                }
+                Target::Ip(*ip)
+            }
             TargetRef::Service { namespace, name } => {
                 if self.world.service(namespace, name).is_none() {
                     self.err(span, format!("unknown service `{namespace}/{name}`"));
