@@ -91,6 +91,8 @@ fn run_case(n: u64, text: &str, args: &[&str]) -> Ended {
     let file = scratch().join(format!("scenarios/case-{n}.yaml"));
     std::fs::write(&file, text).unwrap();
     let start = Instant::now();
+    // Reaped below with wait4 (for its rusage), not with `Child::wait`.
+    #[allow(clippy::zombie_processes)]
     let child = Command::new(env!("CARGO_BIN_EXE_policylab"))
         .args(args)
         .arg(&file)
@@ -204,7 +206,7 @@ fn edit() -> impl Strategy<Value = Edit> {
 fn apply(mut text: String, edits: &[Edit]) -> String {
     for e in edits {
         let len = text.len().max(1);
-        let mut at = |i: usize| {
+        let at = |i: usize| {
             let mut i = i % len;
             while i > 0 && !text.is_char_boundary(i) {
                 i -= 1;
@@ -258,7 +260,7 @@ proptest! {
 /// (`--nocapture`): the alias bomb, deep nesting, 32,000 vars, a 1 MB kind.
 #[test]
 fn hostile_inputs_end_within_the_bounds() {
-    let mut bomb = format!("a1: &a1 [{}]\n", vec!["lol"; 10].join(", "));
+    let mut bomb = format!("a1: &a1 [{}]\n", ["lol"; 10].join(", "));
     for n in 2..=9 {
         bomb.push_str(&format!(
             "a{n}: &a{n} [{}]\n",

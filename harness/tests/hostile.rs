@@ -423,7 +423,7 @@ fn feed_urls_with_an_address_of_no_outside_host_are_refused() {
 #[test]
 fn the_alias_bomb_is_refused_quickly() {
     let dir = temp_dir("bomb");
-    let mut t = format!("a1: &a1 [{}]\n", vec!["lol"; 10].join(", "));
+    let mut t = format!("a1: &a1 [{}]\n", ["lol"; 10].join(", "));
     for n in 2..=9 {
         t.push_str(&format!(
             "a{n}: &a{n} [{}]\n",

@@ -975,7 +975,7 @@ mod tests {
 
     /// The alias bomb: nine levels of ten aliases each (10^9 nodes).
     fn alias_bomb(levels: usize) -> String {
-        let mut t = format!("a1: &a1 [{}]\n", vec!["lol"; 10].join(", "));
+        let mut t = format!("a1: &a1 [{}]\n", ["lol"; 10].join(", "));
         for n in 2..=levels {
             t.push_str(&format!(
                 "a{n}: &a{n} [{}]\n",
