@@ -27,7 +27,8 @@ pub fn scenario(data: &[u8]) {
         let report = crate::report::Report::new(&plan, &plan.model_observations(), "model");
         let _ = report.text();
         let _ = report.json();
-        let _ = crate::report::Report::junit(std::slice::from_ref(&report));
+        let timed = crate::report::TimedReport::untimed(&report, std::time::UNIX_EPOCH);
+        let _ = crate::report::Report::junit(&[timed], &[], "fuzz");
     }
 }
 

@@ -284,7 +284,7 @@ fn typed(kind: Kind, root: &Node) -> Result<Resource, Diagnostic> {
             let (m, s) = env(root)?;
             (m, Body::ThreatFeed(s))
         }
-        Kind::K8sNetworkPolicy => {
+        Kind::K8sNetworkPolicy | Kind::StagedKubernetesNetworkPolicy => {
             let (m, s) = env(root)?;
             (m, Body::K8sNetworkPolicy(s))
         }

@@ -274,6 +274,8 @@ pub struct LabelSelectorRequirement {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct K8sNetworkPolicySpec {
+    /// Only in StagedKubernetesNetworkPolicy (its schema; the k8s one rejects it).
+    pub staged_action: Option<Spanned<String>>,
     pub pod_selector: Option<LabelSelector>,
     pub policy_types: Option<Vec<Spanned<String>>>,
     pub ingress: Option<Vec<Spanned<K8sIngressRule>>>,
@@ -391,6 +393,9 @@ pub enum Kind {
     GlobalNetworkPolicy,
     StagedNetworkPolicy,
     StagedGlobalNetworkPolicy,
+    /// projectcalico.org/v3 StagedKubernetesNetworkPolicy: a staged
+    /// networking.k8s.io/v1 NetworkPolicy.
+    StagedKubernetesNetworkPolicy,
     NetworkSet,
     GlobalNetworkSet,
     Tier,
@@ -423,6 +428,11 @@ impl Kind {
             "projectcalico.org/v3",
             "StagedGlobalNetworkPolicy",
             Kind::StagedGlobalNetworkPolicy,
+        ),
+        (
+            "projectcalico.org/v3",
+            "StagedKubernetesNetworkPolicy",
+            Kind::StagedKubernetesNetworkPolicy,
         ),
         ("projectcalico.org/v3", "NetworkSet", Kind::NetworkSet),
         (
@@ -478,6 +488,7 @@ impl Kind {
             self,
             Kind::NetworkPolicy
                 | Kind::StagedNetworkPolicy
+                | Kind::StagedKubernetesNetworkPolicy
                 | Kind::NetworkSet
                 | Kind::K8sNetworkPolicy
                 | Kind::Pod

@@ -295,6 +295,7 @@ impl V<'_, '_, '_> {
                     Kind::Namespace => names::dns1123_label(&n.value),
                     Kind::Service => names::dns1035_label(&n.value),
                     Kind::K8sNetworkPolicy
+                    | Kind::StagedKubernetesNetworkPolicy
                     | Kind::Pod
                     | Kind::ServiceAccount
                     | Kind::Deployment => names::dns1123_subdomain(&n.value),

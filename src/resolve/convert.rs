@@ -14,7 +14,7 @@ use crate::manifest::types::{
     Rule as RawRule,
 };
 use crate::manifest::values::{parse_cidr_or_ip, PortSpec, Protocol};
-use crate::manifest::{Body, Kind, Resource};
+use crate::manifest::{Body, Kind, Resource, ResourceKey};
 use crate::selector::{self, Expr, Selector};
 
 /// Protocol name or number → IP protocol number (the validator's parser).
@@ -68,7 +68,47 @@ struct Ctx {
     interner: Interner,
 }
 
-pub(super) fn build(inv: &Inventory) -> World {
+/// A staged policy's `stagedAction` (default `Set`).
+fn staged_action(r: &Resource) -> Option<&str> {
+    if !matches!(
+        r.kind,
+        Kind::StagedNetworkPolicy
+            | Kind::StagedGlobalNetworkPolicy
+            | Kind::StagedKubernetesNetworkPolicy
+    ) {
+        return None;
+    }
+    let a = match &r.body {
+        Body::Policy(s) => s.staged_action.as_ref(),
+        Body::K8sNetworkPolicy(s) => s.staged_action.as_ref(),
+        _ => None,
+    };
+    Some(a.map_or("Set", |a| a.value.as_str()))
+}
+
+/// The enforced policy a staged one stands for: same namespace and name.
+fn enforced_counterpart(r: &Resource) -> ResourceKey {
+    let kind = match r.kind {
+        Kind::StagedNetworkPolicy => Kind::NetworkPolicy,
+        Kind::StagedGlobalNetworkPolicy => Kind::GlobalNetworkPolicy,
+        _ => Kind::K8sNetworkPolicy,
+    };
+    ResourceKey { kind, ..r.key() }
+}
+
+/// Whether a staged policy would change the preview (`Set` or `Delete`; `Learn` and
+/// `Ignore` do not: decision `staged-preview`).
+pub(super) fn has_effective_staged(inv: &Inventory) -> bool {
+    inv.resources
+        .values()
+        .any(|r| matches!(staged_action(r), Some("Set" | "Delete")))
+}
+
+/// Resolves an inventory; with `preview`, the staged policies are enforced as their
+/// `stagedAction` says (decision `staged-preview`): `Set` replaces the enforced
+/// policy of the same kind, namespace and name (or adds it), `Delete` removes it,
+/// `Learn` and `Ignore` do nothing.
+pub(super) fn build(inv: &Inventory, preview: bool) -> World {
     let mut world = World::default();
     let mut ctx = Ctx {
         interner: Interner::default(),
@@ -361,12 +401,28 @@ pub(super) fn build(inv: &Inventory) -> World {
     }
 
     // Policies.
+    let replaced: BTreeSet<ResourceKey> = if preview {
+        inv.resources
+            .values()
+            .filter(|r| matches!(staged_action(r), Some("Set" | "Delete")))
+            .map(|r| enforced_counterpart(r))
+            .collect()
+    } else {
+        BTreeSet::new()
+    };
     for r in inv.resources.values() {
-        let policy = match &r.body {
+        if preview && (replaced.contains(&r.key()) || staged_action(r).is_some_and(|a| a != "Set"))
+        {
+            continue;
+        }
+        let mut policy = match &r.body {
             Body::Policy(spec) => calico_policy(&mut ctx, r, spec),
             Body::K8sNetworkPolicy(spec) => k8s_policy(&mut ctx, r, spec),
             _ => continue,
         };
+        if preview {
+            policy.staged = false;
+        }
         let tier = tiers.entry(policy.tier.clone()).or_insert_with(|| {
             world.diagnostics.push(Diagnostic::warning(
                 r.span,
@@ -1004,9 +1060,14 @@ fn k8s_policy(ctx: &mut Ctx, r: &Resource, spec: &K8sNetworkPolicySpec) -> Polic
             &mut egress,
         );
     }
+    let kind = if r.kind == Kind::StagedKubernetesNetworkPolicy {
+        PolicyKind::StagedKubernetesNetworkPolicy
+    } else {
+        PolicyKind::KubernetesNetworkPolicy
+    };
     Policy {
         id: PolicyId {
-            kind: PolicyKind::KubernetesNetworkPolicy,
+            kind,
             namespace: Some(ns),
             name: key.name,
         },
@@ -1016,7 +1077,7 @@ fn k8s_policy(ctx: &mut Ctx, r: &Resource, spec: &K8sNetworkPolicySpec) -> Polic
         types,
         ingress,
         egress,
-        staged: false,
+        staged: kind.is_staged(),
         do_not_track: false,
         pre_dnat: false,
         apply_on_forward: false,

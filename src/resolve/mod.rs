@@ -73,6 +73,9 @@ pub struct World {
     pub selector_sets: Vec<SelectorSet>,
     /// Problems found while resolving (missing tiers, decision `missing-tier`).
     pub diagnostics: Vec<Diagnostic>,
+    /// The world as it would be with the staged policies enforced (decision
+    /// `staged-preview`); `None` when no staged policy would change anything.
+    pub staged_preview: Option<std::sync::Arc<World>>,
     /// Who owns each known IPv4 address, sorted (for O(log n) lookups).
     pub ip_index_v4: Vec<(u32, IpOwner)>,
     /// Who owns each known IPv6 address, sorted.
@@ -261,6 +264,7 @@ pub enum PolicyKind {
     GlobalNetworkPolicy,
     StagedNetworkPolicy,
     StagedGlobalNetworkPolicy,
+    StagedKubernetesNetworkPolicy,
     KubernetesNetworkPolicy,
 }
 
@@ -272,6 +276,7 @@ impl PolicyKind {
             PolicyKind::GlobalNetworkPolicy => "GlobalNetworkPolicy",
             PolicyKind::StagedNetworkPolicy => "StagedNetworkPolicy",
             PolicyKind::StagedGlobalNetworkPolicy => "StagedGlobalNetworkPolicy",
+            PolicyKind::StagedKubernetesNetworkPolicy => "StagedKubernetesNetworkPolicy",
             PolicyKind::KubernetesNetworkPolicy => "KubernetesNetworkPolicy",
         }
     }
@@ -284,6 +289,7 @@ impl PolicyKind {
             PolicyKind::GlobalNetworkPolicy => "gnp",
             PolicyKind::StagedNetworkPolicy => "snp",
             PolicyKind::StagedGlobalNetworkPolicy => "sgnp",
+            PolicyKind::StagedKubernetesNetworkPolicy => "sknp",
             PolicyKind::KubernetesNetworkPolicy => "knp",
         }
     }
@@ -291,7 +297,9 @@ impl PolicyKind {
     pub fn is_staged(self) -> bool {
         matches!(
             self,
-            PolicyKind::StagedNetworkPolicy | PolicyKind::StagedGlobalNetworkPolicy
+            PolicyKind::StagedNetworkPolicy
+                | PolicyKind::StagedGlobalNetworkPolicy
+                | PolicyKind::StagedKubernetesNetworkPolicy
         )
     }
 }
@@ -588,7 +596,11 @@ impl World {
 
 /// Resolves an inventory into a world. Pure and deterministic.
 pub fn resolve(inv: &Inventory) -> World {
-    convert::build(inv)
+    let mut world = convert::build(inv, false);
+    if convert::has_effective_staged(inv) {
+        world.staged_preview = Some(std::sync::Arc::new(convert::build(inv, true)));
+    }
+    world
 }
 
 pub(crate) fn ns_has() -> Expr {

@@ -26,7 +26,7 @@ const VERBS: &[&str] = &[
     "apply", "create", "delete", "patch", "probe", "matrix", "serve", "advance", "fail", "recover",
 ];
 const PROBE_OPTIONS: &[&str] = &[
-    "expect", "status", "clientIP", "by", "alert", "logged", "timeout", "family",
+    "expect", "status", "clientIP", "by", "alert", "logged", "staged", "timeout", "family",
 ];
 const OWNER_ANNOTATION: &str = "policylab.dev/owner";
 /// The tiers that exist without being declared (decision `builtin-tiers`).
@@ -1621,6 +1621,9 @@ impl Loader<'_> {
         if let Body::Policy(spec) = &res.body {
             self.check_tier_exists(spec, res.span)?;
         }
+        if let Body::HostEndpoint(spec) = &res.body {
+            self.check_hep_interface(spec)?;
+        }
         if res.kind == Kind::Tier && create && BUILTIN_TIERS.contains(&key.name.as_str()) {
             self.err(
                 name_span,
@@ -1666,6 +1669,31 @@ impl Loader<'_> {
                 "tier {tier:?} does not exist: apply a Tier named {tier:?} first (Calico's API \
                  rejects a policy in a missing tier; the built-in tiers are {})",
                 BUILTIN_TIERS.join(", ")
+            ),
+        );
+        None
+    }
+
+    /// The lab's nodes carry their traffic on `eth0` only: a HostEndpoint for
+    /// another interface would police nothing, so it is an error rather than
+    /// silently ignored (decision `hep-interfaces`).
+    fn check_hep_interface(
+        &mut self,
+        spec: &crate::manifest::types::HostEndpointSpec,
+    ) -> Option<()> {
+        let Some(i) = spec.interface_name.as_ref() else {
+            return Some(());
+        };
+        if matches!(i.value.as_str(), "" | "eth0" | "*") {
+            return Some(());
+        }
+        self.err(
+            i.span,
+            format!(
+                "interfaceName {:?}: the lab's nodes send and receive every packet on eth0 \
+                 (the uplink to the fabric), so a HostEndpoint on another interface would \
+                 police nothing; use \"eth0\" or \"*\"",
+                i.value
             ),
         );
         None
@@ -2643,6 +2671,19 @@ impl Loader<'_> {
                 None
             }
         });
+        // Decision `staged-preview`: the policy verdict with the staged policies enforced.
+        let staged = step.get("staged").and_then(|e| match e.scalar_text() {
+            Some("allow") => Some(Expect::Allow),
+            Some("deny") => Some(Expect::Deny),
+            Some("refused") => Some(Expect::Refused),
+            _ => {
+                self.err(
+                    e.span,
+                    format!("`staged` is allow, deny or refused, found {}", e.describe()),
+                );
+                None
+            }
+        });
         if self.diags.error_count() > before {
             return None;
         }
@@ -2659,6 +2700,7 @@ impl Loader<'_> {
             by,
             alert,
             logged,
+            staged,
         })
     }
 
