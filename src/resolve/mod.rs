@@ -37,6 +37,8 @@ pub const LABEL_NAMESPACE: &str = "projectcalico.org/namespace";
 pub const LABEL_ORCHESTRATOR: &str = "projectcalico.org/orchestrator";
 pub const LABEL_SERVICE_ACCOUNT: &str = "projectcalico.org/serviceaccount";
 pub const LABEL_NAME: &str = "projectcalico.org/name";
+/// The label the API server puts on every Namespace (decision `namespace-name-label`).
+pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 /// The static allow-all profile auto host endpoints carry.
 pub const DEFAULT_ALLOW_PROFILE: &str = "projectcalico-default-allow";
 /// Order of the implicit `default` tier (docs/semantics.md#tiers).
@@ -54,6 +56,10 @@ pub const BUILTIN_TIERS: &[(&str, f64, TierAction)] = &[
     ("kube-admin", KUBE_ADMIN_TIER_ORDER, TierAction::Pass),
     ("kube-baseline", KUBE_BASELINE_TIER_ORDER, TierAction::Pass),
 ];
+/// The tier Calico enforces AdminNetworkPolicy in (decision `admin-network-policy`).
+pub const KUBE_ADMIN_TIER: &str = "kube-admin";
+/// The tier Calico enforces BaselineAdminNetworkPolicy in.
+pub const KUBE_BASELINE_TIER: &str = "kube-baseline";
 
 /// Everything the evaluator needs, derived once from an inventory.
 #[derive(Debug, Clone, Default)]
@@ -266,6 +272,10 @@ pub enum PolicyKind {
     StagedGlobalNetworkPolicy,
     StagedKubernetesNetworkPolicy,
     KubernetesNetworkPolicy,
+    /// policy.networking.k8s.io AdminNetworkPolicy (tier `kube-admin`).
+    KubernetesAdminNetworkPolicy,
+    /// policy.networking.k8s.io BaselineAdminNetworkPolicy (tier `kube-baseline`).
+    KubernetesBaselineAdminNetworkPolicy,
 }
 
 impl PolicyKind {
@@ -278,6 +288,10 @@ impl PolicyKind {
             PolicyKind::StagedGlobalNetworkPolicy => "StagedGlobalNetworkPolicy",
             PolicyKind::StagedKubernetesNetworkPolicy => "StagedKubernetesNetworkPolicy",
             PolicyKind::KubernetesNetworkPolicy => "KubernetesNetworkPolicy",
+            PolicyKind::KubernetesAdminNetworkPolicy => "KubernetesAdminNetworkPolicy",
+            PolicyKind::KubernetesBaselineAdminNetworkPolicy => {
+                "KubernetesBaselineAdminNetworkPolicy"
+            }
         }
     }
 
@@ -291,6 +305,8 @@ impl PolicyKind {
             PolicyKind::StagedGlobalNetworkPolicy => "sgnp",
             PolicyKind::StagedKubernetesNetworkPolicy => "sknp",
             PolicyKind::KubernetesNetworkPolicy => "knp",
+            PolicyKind::KubernetesAdminNetworkPolicy => "kanp",
+            PolicyKind::KubernetesBaselineAdminNetworkPolicy => "kbanp",
         }
     }
 

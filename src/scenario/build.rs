@@ -697,6 +697,18 @@ fn ports(raw: &Option<Vec<Spanned<RawPort>>>, diags: &mut Diagnostics) -> Vec<Po
     out
 }
 
+/// Each label of the short form points at its own value.
+fn labels_respan(at: &[&str], l: &Option<super::raw::Labels>) -> Vec<(Vec<String>, Span)> {
+    l.iter()
+        .flatten()
+        .map(|(k, v)| {
+            let mut path: Vec<String> = at.iter().map(|s| s.to_string()).collect();
+            path.push(k.clone());
+            (path, v.span)
+        })
+        .collect()
+}
+
 fn labels_json(l: &Option<super::raw::Labels>) -> Json {
     Json::Object(
         l.iter()
@@ -1176,14 +1188,15 @@ impl Loader<'_> {
         else {
             return out;
         };
-        let mut doc = |v: Json, span: Span| {
-            out.push((
-                Document {
-                    span,
-                    root: Node::from_json(&v, span),
-                },
-                span,
-            ))
+        // `re`: subtrees that point at their own entry of the short form instead of
+        // the object's name (a bad port's caret is on the port).
+        let mut doc = |v: Json, span: Span, re: Vec<(Vec<String>, Span)>| {
+            let mut root = Node::from_json(&v, span);
+            for (path, s) in &re {
+                let path: Vec<&str> = path.iter().map(String::as_str).collect();
+                root.respan(&path, *s);
+            }
+            out.push((Document { span, root }, span))
         };
         for n in self.entries(c.get("namespaces"), "cluster.namespaces") {
             let Some(raw) = self.typed::<RawNamespace>(n) else {
@@ -1193,6 +1206,7 @@ impl Loader<'_> {
                 json!({"apiVersion": "v1", "kind": "Namespace",
                 "metadata": {"name": raw.name.value, "labels": labels_json(&raw.labels)}}),
                 raw.name.span,
+                labels_respan(&["metadata", "labels"], &raw.labels),
             );
         }
         for n in self.entries(c.get("serviceAccounts"), "cluster.serviceAccounts") {
@@ -1207,6 +1221,7 @@ impl Loader<'_> {
                 json!({"apiVersion": "v1", "kind": "ServiceAccount",
                 "metadata": {"name": raw.name.value, "namespace": ns, "labels": labels_json(&raw.labels)}}),
                 raw.name.span,
+                labels_respan(&["metadata", "labels"], &raw.labels),
             );
         }
         let first_node = self
@@ -1232,7 +1247,21 @@ impl Loader<'_> {
                 .as_ref()
                 .map_or("default", |s| s.value.as_str());
             let mut cports = Vec::new();
-            for p in raw.ports.iter().flatten() {
+            let mut re = labels_respan(&["metadata", "labels"], &raw.labels);
+            for (i, p) in raw.ports.iter().flatten().enumerate() {
+                let at = |f: &str| -> Vec<String> {
+                    ["spec", "containers", "0", "ports", &i.to_string(), f]
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect()
+                };
+                re.push((at("containerPort"), p.port.span));
+                if let Some(n) = &p.name {
+                    re.push((at("name"), n.span));
+                }
+                if let Some(pr) = &p.protocol {
+                    re.push((at("protocol"), pr.span));
+                }
                 let proto = match &p.protocol {
                     Some(s) => parse_l4(s, self.diags),
                     None => Some(L4::Tcp),
@@ -1276,7 +1305,7 @@ impl Loader<'_> {
                     v["metadata"]["annotations"] =
                         json!({IP_ADDRS_ANNOTATION: json!([ip.value]).to_string()});
                 }
-                doc(v, raw.name.span);
+                doc(v, raw.name.span, re.clone());
             }
         }
         for n in self.entries(c.get("services"), "cluster.services") {
@@ -1288,7 +1317,30 @@ impl Loader<'_> {
                 .as_ref()
                 .map_or("default", |s| s.value.as_str());
             let mut sports = Vec::new();
-            for p in raw.ports.iter().flatten() {
+            let mut re = labels_respan(&["spec", "selector"], &raw.selector);
+            for (i, entry) in raw.ports.iter().flatten().enumerate() {
+                let p = &entry.value;
+                let at = |f: Option<&str>| -> Vec<String> {
+                    ["spec", "ports", &i.to_string()]
+                        .into_iter()
+                        .chain(f)
+                        .map(|s| s.to_string())
+                        .collect()
+                };
+                re.push((at(None), entry.span));
+                re.push((at(Some("port")), p.port.span));
+                if let Some(t) = &p.target_port {
+                    re.push((at(Some("targetPort")), t.span));
+                }
+                if let Some(np) = &p.node_port {
+                    re.push((at(Some("nodePort")), np.span));
+                }
+                if let Some(pr) = &p.protocol {
+                    re.push((at(Some("protocol")), pr.span));
+                }
+                if let Some(name) = &p.name {
+                    re.push((at(Some("name")), name.span));
+                }
                 let mut sp = json!({"port": p.port.value});
                 if let Some(t) = &p.target_port {
                     sp["targetPort"] = serde_json::to_value(&t.value).unwrap_or(Json::Null);
@@ -1318,6 +1370,7 @@ impl Loader<'_> {
                 json!({"apiVersion": "v1", "kind": "Service",
                 "metadata": {"name": raw.name.value, "namespace": ns}, "spec": spec}),
                 raw.name.span,
+                re,
             );
         }
         out
