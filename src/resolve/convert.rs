@@ -122,8 +122,10 @@ pub(super) fn build(inv: &Inventory, preview: bool) -> World {
             ipv6: n.ipv6.map(IpAddr::V6),
             interfaces: n.interfaces.clone(),
             eth0_hep: None,
+            felix: super::felix::for_node(inv, &n.name),
         })
         .collect();
+    world.notes = super::felix::notes(inv);
     let default_node = world
         .nodes
         .first()
