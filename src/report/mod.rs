@@ -325,7 +325,10 @@ impl Report {
                         outcome: o.outcome,
                     });
                 }
-                for r in pred.flow_logs.iter().filter(|_| ran) {
+                // What the dataplane saw (the model: its prediction; the kernel:
+                // NFLOG, real source ports), shown without source ports.
+                let seen_flow_logs = o.flow_logs.clone();
+                for r in seen_flow_logs.iter().filter(|_| ran) {
                     flow_logs.push(FlowLogEntry {
                         step: st.number,
                         probe: probe_name.clone(),
@@ -352,7 +355,7 @@ impl Report {
                     observed: o,
                     checks,
                     disagreements: dis,
-                    flow_logs: pred.flow_logs.clone(),
+                    flow_logs: seen_flow_logs,
                 };
                 if !rp.ok() {
                     summary.failed_probes += 1;
