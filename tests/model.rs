@@ -1263,3 +1263,233 @@ fn a_flow_to_the_senders_own_address_is_not_policed() {
         (Verdict::Allow, DecidedBy::NotPoliced)
     );
 }
+
+// ---------------------------------------------------------------------------------
+// Defaults a real cluster adds (issue 10)
+
+fn knp(ns: &str, name: &str, spec: &str) -> String {
+    format!(
+        "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n{spec}"
+    )
+}
+
+/// Decision `namespace-name-label`: `kubernetes.io/metadata.name` is on every
+/// namespace without being written (here `other` has no labels at all).
+#[test]
+fn namespace_name_label_is_there_without_being_written() {
+    let extra = knp(
+        "default",
+        "from-other-only",
+        "  podSelector: {matchLabels: {app: server}}\n  ingress:\n    - from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: other}}}]\n",
+    );
+    let w = world(&extra);
+    let (v, _) = verdict(&w, &tcp(&w, "other/remote", "default/server", 8080));
+    assert_eq!(v, Verdict::Allow);
+    let (v, by) = verdict(&w, &tcp(&w, "default/client", "default/server", 8080));
+    assert_eq!(v, Verdict::Deny);
+    assert!(
+        matches!(
+            by,
+            DecidedBy::EndOfTier {
+                tier: "default",
+                ..
+            }
+        ),
+        "{by:?}"
+    );
+    // Calico's recommended global default deny excludes namespaces by that label.
+    let extra = gnp(
+        "default-deny",
+        "  namespaceSelector: kubernetes.io/metadata.name not in {\"other\"}\n  types: [Ingress]\n",
+    );
+    let w = world(&extra);
+    let (v, _) = verdict(&w, &tcp(&w, "default/server", "other/remote", 8080));
+    assert_eq!(v, Verdict::Allow);
+    let (v, _) = verdict(&w, &tcp(&w, "other/remote", "default/server", 8080));
+    assert_eq!(v, Verdict::Deny);
+}
+
+/// Decision `k8s-policy-types-default`: without `policyTypes`, a policy with egress
+/// rules governs egress too (and ingress, always).
+#[rstest]
+#[case::without_policy_types("", true)]
+#[case::ingress_only("  policyTypes: [Ingress]\n", false)]
+fn k8s_policy_types_default(#[case] types: &str, #[case] egress_governed: bool) {
+    let extra = knp(
+        "default",
+        "client-to-other",
+        &format!("  podSelector: {{matchLabels: {{app: client}}}}\n{types}  egress:\n    - to: [{{namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: other}}}}}}]\n"),
+    );
+    let w = world(&extra);
+    let (v, _) = verdict(&w, &tcp(&w, "default/client", "other/remote", 8080));
+    assert_eq!(v, Verdict::Allow);
+    let (v, _) = verdict(&w, &tcp(&w, "default/client", "default/server", 8080));
+    assert_eq!(
+        v,
+        if egress_governed {
+            Verdict::Deny
+        } else {
+            Verdict::Allow
+        }
+    );
+    // Ingress to the client is isolated either way (no ingress rule).
+    let (v, _) = verdict(&w, &tcp(&w, "default/server", "default/client", 8080));
+    assert_eq!(v, Verdict::Deny);
+}
+
+// ---------------------------------------------------------------------------------
+// AdminNetworkPolicy / BaselineAdminNetworkPolicy (decision `admin-network-policy`)
+
+fn anp(name: &str, spec: &str) -> String {
+    format!(
+        "---\napiVersion: policy.networking.k8s.io/v1alpha1\nkind: AdminNetworkPolicy\nmetadata: {{name: {name}}}\nspec:\n{spec}"
+    )
+}
+
+fn banp(spec: &str) -> String {
+    format!(
+        "---\napiVersion: policy.networking.k8s.io/v1alpha1\nkind: BaselineAdminNetworkPolicy\nmetadata: {{name: default}}\nspec:\n{spec}"
+    )
+}
+
+const TO_SERVER: &str = "  subject: {pods: {namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: default}}, podSelector: {matchLabels: {app: server}}}}\n";
+
+/// ANP actions against a Kubernetes NetworkPolicy that allows only `remote`:
+/// Allow and Deny decide in kube-admin, Pass hands over to the default tier.
+#[rstest]
+#[case::allow("Allow", Verdict::Allow, Some(("kube-admin", Action::Allow)))]
+#[case::deny("Deny", Verdict::Deny, Some(("kube-admin", Action::Deny)))]
+#[case::pass("Pass", Verdict::Deny, None)]
+fn anp_actions_come_before_network_policy(
+    #[case] action: &str,
+    #[case] expected: Verdict,
+    #[case] decider: Option<(&str, Action)>,
+) {
+    let extra = anp(
+        "admin",
+        &format!("  priority: 10\n{TO_SERVER}  ingress:\n    - {{name: r0, action: {action}, from: [{{namespaces: {{matchLabels: {{team: blue}}}}}}]}}\n"),
+    ) + &knp(
+        "default",
+        "only-remote",
+        "  podSelector: {matchLabels: {app: server}}\n  ingress:\n    - from: [{namespaceSelector: {}, podSelector: {matchLabels: {app: remote}}}]\n",
+    );
+    let w = world(&extra);
+    assert!(w.diagnostics.is_empty(), "{:?}", w.diagnostics);
+    let (v, by) = verdict(&w, &tcp(&w, "default/client", "default/server", 8080));
+    assert_eq!(
+        v,
+        expected,
+        "{}",
+        explain(&w, &tcp(&w, "default/client", "default/server", 8080))
+    );
+    match decider {
+        Some((tier, action)) => {
+            assert_eq!(rule_by(by), Some((tier.into(), "admin".into(), 0, action)));
+            let DecidedBy::Rule { policy, .. } = by else {
+                unreachable!()
+            };
+            assert_eq!(policy.kind, PolicyKind::KubernetesAdminNetworkPolicy);
+        }
+        None => assert!(
+            matches!(
+                by,
+                DecidedBy::EndOfTier {
+                    tier: "default",
+                    ..
+                }
+            ),
+            "{by:?}"
+        ),
+    }
+    // The ANP's peer does not cover `other`: the KNP decides.
+    let (v, _) = verdict(&w, &tcp(&w, "other/remote", "default/server", 8080));
+    assert_eq!(v, Verdict::Allow);
+}
+
+/// Lower priority values are evaluated first (priority is the order).
+#[test]
+fn anp_priority_orders_policies() {
+    let deny = |name: &str, prio: u32, action: &str| {
+        anp(
+            name,
+            &format!("  priority: {prio}\n{TO_SERVER}  ingress:\n    - {{action: {action}, from: [{{namespaces: {{}}}}]}}\n"),
+        )
+    };
+    let w = world(&(deny("b-deny", 20, "Deny") + &deny("a-allow", 30, "Allow")));
+    let (v, by) = verdict(&w, &tcp(&w, "default/client", "default/server", 8080));
+    assert_eq!(v, Verdict::Deny);
+    assert_eq!(
+        rule_by(by),
+        Some(("kube-admin".into(), "b-deny".into(), 0, Action::Deny))
+    );
+    let w = world(&(deny("b-deny", 40, "Deny") + &deny("a-allow", 30, "Allow")));
+    let (v, _) = verdict(&w, &tcp(&w, "default/client", "default/server", 8080));
+    assert_eq!(v, Verdict::Allow);
+}
+
+/// The baseline applies only where no NetworkPolicy decided: after the default tier.
+#[test]
+fn banp_is_the_last_word_before_profiles() {
+    let base = banp(&format!(
+        "{}  ingress:\n    - {{action: Deny, from: [{{namespaces: {{}}}}]}}\n",
+        TO_SERVER.replace("priority: 10\n", "")
+    ));
+    let w = world(&base);
+    let (v, by) = verdict(&w, &tcp(&w, "default/client", "default/server", 8080));
+    assert_eq!(v, Verdict::Deny);
+    assert_eq!(
+        rule_by(by),
+        Some(("kube-baseline".into(), "default".into(), 0, Action::Deny))
+    );
+    let DecidedBy::Rule { policy, .. } = by else {
+        unreachable!()
+    };
+    assert_eq!(
+        policy.kind,
+        PolicyKind::KubernetesBaselineAdminNetworkPolicy
+    );
+    // A NetworkPolicy allowing the client wins over the baseline.
+    let w = world(&(base
+        + &knp(
+            "default",
+            "allow-client",
+            "  podSelector: {matchLabels: {app: server}}\n  ingress:\n    - from: [{podSelector: {matchLabels: {app: client}}}]\n",
+        )));
+    let (v, _) = verdict(&w, &tcp(&w, "default/client", "default/server", 8080));
+    assert_eq!(v, Verdict::Allow);
+}
+
+/// Egress to networks, with a port; a `nodes` peer Calico cannot convert fails
+/// closed (Deny becomes deny-all) with a warning.
+#[test]
+fn anp_egress_networks_and_fail_closed() {
+    let extra = anp(
+        "egress",
+        &format!("  priority: 5\n  subject: {{namespaces: {{matchLabels: {{kubernetes.io/metadata.name: other}}}}}}\n  egress:\n    - {{action: Deny, to: [{{networks: [\"{OUTSIDE}/32\"]}}], ports: [{{portNumber: {{port: 443}}}}]}}\n"),
+    );
+    let w = world(&extra);
+    let (v, by) = verdict(&w, &tcp(&w, "other/remote", OUTSIDE, 443));
+    assert_eq!(v, Verdict::Deny);
+    assert_eq!(
+        rule_by(by),
+        Some(("kube-admin".into(), "egress".into(), 0, Action::Deny))
+    );
+    let (v, _) = verdict(&w, &tcp(&w, "other/remote", OUTSIDE, 80));
+    assert_eq!(v, Verdict::Allow);
+    let (v, _) = verdict(&w, &tcp(&w, "default/client", OUTSIDE, 443));
+    assert_eq!(v, Verdict::Allow);
+
+    let extra = anp(
+        "nodes",
+        "  priority: 5\n  subject: {namespaces: {}}\n  egress:\n    - {action: Deny, to: [{nodes: {matchLabels: {role: worker}}}]}\n",
+    );
+    let w = world(&extra);
+    assert_eq!(w.diagnostics.len(), 1, "{:?}", w.diagnostics);
+    assert!(
+        w.diagnostics[0].message.contains("nodes"),
+        "{:?}",
+        w.diagnostics
+    );
+    let (v, _) = verdict(&w, &tcp(&w, "default/client", "default/server", 8080));
+    assert_eq!(v, Verdict::Deny);
+}

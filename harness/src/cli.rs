@@ -113,7 +113,8 @@ pub enum Command {
     /// Print the nftables policy the kernel dataplane loads: one table per node,
     /// each headed by `# node <name>`, as an `nft -f` script that atomically replaces
     /// that node's table. No root needed. Exit code 0, or 2 when the scenario is
-    /// invalid or has no such step.
+    /// invalid or has no such step. The layout (chains, marks, sets) is described in
+    /// docs/semantics.md, "The nftables rendering" (policylab repository).
     Compile {
         /// The scenario file.
         scenario: PathBuf,

@@ -3,6 +3,7 @@
 //! `compile` and `clean`.
 
 use std::path::Path;
+use std::time::Duration;
 
 use policylab::diag::{Diagnostics, Sources};
 use policylab::run::{disagreements, Observation, Plan};
@@ -14,6 +15,22 @@ use crate::stdout::{out, outln};
 /// What to tell a user whose machine failed while building or running a lab.
 const MACHINE_HINT: &str = "policylab's kernel dataplane needs root, the nft binary, and a kernel with network namespaces, veth, nf_tables and nfnetlink_log (NFLOG); `--dataplane model` runs without them";
 
+/// Why a kernel run stopped: the exit code and the message already on stderr
+/// (JUnit's error test case repeats it).
+#[derive(Debug)]
+pub struct Stop {
+    pub exit: Exit,
+    pub message: String,
+}
+
+impl Stop {
+    /// Prints `message` on stderr and keeps it.
+    fn new(exit: Exit, message: String) -> Stop {
+        eprintln!("{message}");
+        Stop { exit, message }
+    }
+}
+
 /// The kernel dataplane, ready to run plans.
 pub struct Kernel {
     rt: tokio::runtime::Runtime,
@@ -21,25 +38,27 @@ pub struct Kernel {
 }
 
 impl Kernel {
-    /// Checks the machine and starts a runtime; `Err(Exit::Machine)` after saying
-    /// what is missing.
+    /// Checks the machine and starts a runtime; `Err` (exit 3) after saying what
+    /// is missing.
     /// `pcap_dir`: capture every probe there (`--pcap`).
-    pub fn start(pcap_dir: Option<&Path>) -> Result<Kernel, Exit> {
+    pub fn start(pcap_dir: Option<&Path>) -> Result<Kernel, Stop> {
         let problems = runner::machine_problems();
         if !problems.is_empty() {
-            eprintln!("this machine cannot run the kernel dataplane:");
+            let mut message = "this machine cannot run the kernel dataplane:".to_string();
             for p in &problems {
-                eprintln!("  - {p}");
+                message.push_str(&format!("\n  - {p}"));
             }
-            return Err(Exit::Machine);
+            return Err(Stop::new(Exit::Machine, message));
         }
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .map_err(|e| {
-                eprintln!("cannot start the async runtime: {e}");
-                Exit::Machine
+                Stop::new(
+                    Exit::Machine,
+                    format!("cannot start the async runtime: {e}"),
+                )
             })?;
         Ok(Kernel {
             rt,
@@ -59,25 +78,27 @@ impl Kernel {
         plan: &Plan,
         disagreed: &mut bool,
         log_lines: &mut String,
-    ) -> Result<Vec<Observation>, Exit> {
+    ) -> Result<(Vec<Observation>, Vec<Duration>), Stop> {
         let run = match self.rt.block_on(runner::run_plan(plan, &self.opts)) {
             Ok(r) => r,
             Err(e @ RunnerError::TableRejected { .. }) => {
                 // A table policylab compiled that nft refuses is policylab's bug,
                 // whatever the machine (README, exit codes).
-                eprintln!("scenario {}: {e}", plan.name);
-                eprintln!(
-                    "this is a bug in policylab (the compiler wrote a table nft does not take), not a problem of this machine: please report it with the scenario"
-                );
-                return Err(e.exit());
+                return Err(Stop::new(
+                    e.exit(),
+                    format!(
+                        "scenario {}: {e}\nthis is a bug in policylab (the compiler wrote a table nft does not take), not a problem of this machine: please report it with the scenario",
+                        plan.name
+                    ),
+                ));
             }
             Err(e) => {
-                eprintln!("scenario {}: {e}", plan.name);
                 let code = e.exit();
+                let mut message = format!("scenario {}: {e}", plan.name);
                 if code == Exit::Machine {
-                    eprintln!("{MACHINE_HINT}");
+                    message.push_str(&format!("\n{MACHINE_HINT}"));
                 }
-                return Err(code);
+                return Err(Stop::new(code, message));
             }
         };
         for (i, (s, _, pp)) in plan.probes().enumerate() {
@@ -121,7 +142,10 @@ impl Kernel {
                 "the kernel dataplane and the reference model disagree: this is a bug in policylab, please report it with the scenario"
             );
         }
-        Ok(run.observations())
+        Ok((
+            run.observations(),
+            run.probes.iter().map(|p| p.elapsed).collect(),
+        ))
     }
 }
 

@@ -6,12 +6,13 @@ mod stdout;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime};
 
 use clap::Parser;
 use policylab::diag::{Diagnostic, Diagnostics, Sources};
 
 use cli::{Cli, Command, Dataplane, Format};
-use policylab::report::Report;
+use policylab::report::{Report, RunError, TimedReport};
 use policylab::run::{Observation, Plan};
 use policylab_harness::exit::Exit;
 use stdout::{out, outln};
@@ -69,9 +70,10 @@ struct Outputs<'a> {
     pcap: Option<&'a Path>,
 }
 
-/// Runs a plan's probes on a dataplane: one observation per probe, in
-/// [`Plan::probes`] order. The kernel prints every disagreement with the model on
-/// stderr (`disagreed` is then set); an `Err` is the exit code after its
+/// Runs a plan's probes on a dataplane: one observation and one time per probe,
+/// in [`Plan::probes`] order (the model's times are 0: it predicted every probe
+/// while planning). The kernel prints every disagreement with the model on
+/// stderr (`disagreed` is then set); an `Err` is why the run stops, after its
 /// message.
 fn observe(
     dataplane: Dataplane,
@@ -79,7 +81,7 @@ fn observe(
     kernel: Option<&kernel::Kernel>,
     disagreed: &mut bool,
     log_lines: &mut String,
-) -> Result<Vec<Observation>, Exit> {
+) -> Result<(Vec<Observation>, Vec<Duration>), kernel::Stop> {
     match (dataplane, kernel) {
         (Dataplane::Model, _) => {
             let obs = plan.model_observations();
@@ -91,11 +93,66 @@ fn observe(
                     ));
                 }
             }
-            Ok(obs)
+            let times = vec![Duration::ZERO; obs.len()];
+            Ok((obs, times))
         }
         (Dataplane::Kernel, Some(k)) => k.observe(plan, disagreed, log_lines),
-        (Dataplane::Kernel, None) => Err(Exit::Machine),
+        (Dataplane::Kernel, None) => Err(kernel::Stop {
+            exit: Exit::Machine,
+            message: "the kernel dataplane is not started".into(),
+        }),
     }
+}
+
+/// The machine's host name for JUnit (`localhost` when it has none).
+fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// When each scenario started, how long it took, and its probes' times.
+type Timing = (SystemTime, Duration, Vec<Duration>);
+
+/// The reports with their timings, for JUnit.
+fn timed<'a>(reports: &'a [Report], timings: &[Timing]) -> Vec<TimedReport<'a>> {
+    reports
+        .iter()
+        .zip(timings)
+        .map(|(report, (started, elapsed, probes))| TimedReport {
+            report,
+            started: *started,
+            elapsed: *elapsed,
+            probe_times: probes.clone(),
+        })
+        .collect()
+}
+
+/// Prints the JUnit document of the reports so far and of why the run stopped.
+fn print_junit(reports: &[TimedReport<'_>], stop: Option<(Exit, &str, String)>, at: SystemTime) {
+    let errors: Vec<RunError> = stop
+        .into_iter()
+        .map(|(exit, name, message)| RunError {
+            name: name.to_string(),
+            kind: match exit {
+                Exit::Invalid => "invalid-input",
+                Exit::Machine => "machine",
+                Exit::Disagreement => "disagreement",
+                Exit::Io => "io",
+                _ => "internal",
+            }
+            .to_string(),
+            exit: exit.code(),
+            message,
+            at,
+        })
+        .collect();
+    outln!(
+        "{}",
+        Report::junit(reports, &errors, &hostname()).trim_end()
+    );
 }
 
 /// The scenario files named by `paths` (directories searched like `check`).
@@ -121,13 +178,25 @@ fn scenario_files(paths: &[PathBuf], diags: &mut Diagnostics) -> Vec<PathBuf> {
     out
 }
 
-/// Runs `run`; returns the exit code.
+/// Runs `run`; returns the exit code. With `--format junit`, a run that stops
+/// (exit 2, 3, ...) still prints a JUnit document, with an error test case
+/// saying why.
 fn run_scenarios(
     paths: &[PathBuf],
     dataplane: Dataplane,
     format: Format,
     outputs: Outputs<'_>,
 ) -> Exit {
+    let run_started = SystemTime::now();
+    let junit = format == Format::Junit;
+    // Ends the run before any report: the message on stderr, and in JUnit.
+    let stop = |exit: Exit, message: String| {
+        eprintln!("{message}");
+        if junit {
+            print_junit(&[], Some((exit, "run", message)), run_started);
+        }
+        exit
+    };
     let flow_logs = outputs.flow_logs;
     let mut sources = Sources::new();
     let mut diags = Diagnostics::new();
@@ -140,34 +209,52 @@ fn run_scenarios(
         diags.push(Diagnostic::error_nowhere(NOTHING_TO_CHECK));
     }
     policylab::scenario::check_unique_names(&scenarios, &sources, &mut diags);
+    if diags.has_errors() {
+        return stop(
+            Exit::Invalid,
+            format!(
+                "{}{} problems: nothing was run",
+                diags.render(&sources),
+                diags.error_count()
+            ),
+        );
+    }
     if !diags.is_empty() {
         eprint!("{}", diags.render(&sources));
     }
-    if diags.has_errors() {
-        eprintln!("{} problems: nothing was run", diags.error_count());
-        return Exit::Invalid;
-    }
     if let Some(dir) = outputs.pcap {
         if dataplane == Dataplane::Model {
-            eprintln!("--pcap captures the kernel's packets: it needs `--dataplane kernel`");
-            return Exit::Invalid;
+            return stop(
+                Exit::Invalid,
+                "--pcap captures the kernel's packets: it needs `--dataplane kernel`".into(),
+            );
         }
         if let Err(e) = std::fs::create_dir_all(dir) {
-            eprintln!("{}: cannot create the pcap directory: {e}", dir.display());
-            return Exit::Invalid;
+            return stop(
+                Exit::Invalid,
+                format!("{}: cannot create the pcap directory: {e}", dir.display()),
+            );
         }
     }
     let kernel = match dataplane {
         Dataplane::Kernel => match kernel::Kernel::start(outputs.pcap) {
             Ok(k) => Some(k),
-            Err(code) => return code,
+            Err(s) => {
+                if junit {
+                    print_junit(&[], Some((s.exit, "run", s.message)), run_started);
+                }
+                return s.exit;
+            }
         },
         Dataplane::Model => None,
     };
     let mut log_text = String::new();
     let mut disagreed = false;
     let mut reports = Vec::new();
+    let mut timings: Vec<Timing> = Vec::new();
     for sc in &scenarios {
+        let started = SystemTime::now();
+        let clock = Instant::now();
         let plan = policylab::run::plan(sc, &sources);
         // Warnings of resolve (a policy naming a missing tier), once each.
         let mut warnings = Diagnostics::new();
@@ -177,7 +264,7 @@ fn run_scenarios(
         if !warnings.is_empty() {
             eprint!("{}", warnings.render(&sources));
         }
-        let obs = match observe(
+        let (obs, times) = match observe(
             dataplane,
             &plan,
             kernel.as_ref(),
@@ -185,9 +272,20 @@ fn run_scenarios(
             &mut log_text,
         ) {
             Ok(o) => o,
-            Err(code) => return code,
+            Err(s) => {
+                if junit {
+                    let name = format!("scenario {}", plan.name);
+                    print_junit(
+                        &timed(&reports, &timings),
+                        Some((s.exit, &name, s.message)),
+                        started,
+                    );
+                }
+                return s.exit;
+            }
         };
         reports.push(Report::new(&plan, &obs, dataplane.name()));
+        timings.push((started, clock.elapsed(), times));
     }
     match format {
         Format::Text => {
@@ -199,7 +297,18 @@ fn run_scenarios(
                 .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
             outln!("{json}");
         }
-        Format::Junit => outln!("{}", Report::junit(&reports)),
+        Format::Junit => {
+            // A disagreement outside any probe (a feed's entries) is an error too.
+            let probe_disagreed = reports.iter().any(|r| r.summary.disagreements > 0);
+            let stop = (disagreed && !probe_disagreed).then(|| {
+                (
+                    Exit::Disagreement,
+                    "kernel",
+                    "the kernel dataplane and the reference model disagree (see stderr): this is a bug in policylab".to_string(),
+                )
+            });
+            print_junit(&timed(&reports, &timings), stop, run_started);
+        }
     }
     if let Some(file) = flow_logs {
         let mut text = String::new();
@@ -395,6 +504,7 @@ mod tests {
             ("run", "docs/scenario-format.md"),
             ("run", "docs/semantics.md"),
             ("explain", "docs/semantics.md"),
+            ("compile", "docs/semantics.md"),
         ] {
             let help = cmd
                 .find_subcommand_mut(sub)

@@ -268,6 +268,9 @@ pub struct KernelProbe {
     /// (`calico-packet: IN=... OUT=... MAC=... SRC=...`, [`crate::loglines`]), each
     /// after its node's name and a colon, in path order.
     pub kernel_log_lines: Vec<String>,
+    /// From the start of the connection attempt to the verdict (JUnit's time;
+    /// never in a report's text).
+    pub elapsed: Duration,
 }
 
 impl KernelProbe {
@@ -1143,6 +1146,7 @@ impl KernelLab {
             events,
             detail: o.detail.clone(),
             kernel_log_lines,
+            elapsed: o.elapsed,
         }
     }
 
@@ -1164,6 +1168,7 @@ impl KernelLab {
             events: Vec::new(),
             detail: Some(why.to_string()),
             kernel_log_lines: Vec::new(),
+            elapsed: Duration::ZERO,
         }
     }
 
@@ -1579,6 +1584,31 @@ mod tests {
         ];
         path_order(&mut fwd);
         assert_eq!(fwd[0].node, "node-1");
+    }
+
+    /// The same decider allowing twice (a profile at the source's egress and at the
+    /// destination's ingress) with another between: the last event decides, as in
+    /// the model, though the list holds each decider once (found by the conformance
+    /// case apply-on-forward-named-heps.yaml).
+    #[test]
+    fn a_decider_allowing_twice_decides_at_its_last_event() {
+        let w = world();
+        let profile = || Decider::Profile {
+            name: "kns.default".into(),
+            rule_index: 0,
+        };
+        let events = vec![
+            event("node-1", StageKind::WorkloadEgress, profile()),
+            event(
+                "node-2",
+                StageKind::HostForwardIngress,
+                Decider::DefaultForwardAllow,
+            ),
+            event("node-2", StageKind::WorkloadIngress, profile()),
+        ];
+        let (decider, allowing) = attribute(&w, &events);
+        assert_eq!(decider, Some(profile()));
+        assert_eq!(allowing, vec![profile(), Decider::DefaultForwardAllow]);
     }
 
     #[test]

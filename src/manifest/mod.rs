@@ -268,9 +268,13 @@ fn typed(kind: Kind, root: &Node) -> Result<Resource, Diagnostic> {
             let (m, s) = env(root)?;
             (m, Body::ThreatFeed(s))
         }
-        Kind::K8sNetworkPolicy => {
+        Kind::K8sNetworkPolicy | Kind::StagedKubernetesNetworkPolicy => {
             let (m, s) = env(root)?;
             (m, Body::K8sNetworkPolicy(s))
+        }
+        Kind::AdminNetworkPolicy | Kind::BaselineAdminNetworkPolicy => {
+            let (m, s) = env(root)?;
+            (m, Body::AdminPolicy(s))
         }
         Kind::Namespace => (env::<serde_json::Value>(root)?.0, Body::Namespace),
         Kind::ServiceAccount => (env::<serde_json::Value>(root)?.0, Body::ServiceAccount),

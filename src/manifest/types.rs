@@ -274,6 +274,8 @@ pub struct LabelSelectorRequirement {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct K8sNetworkPolicySpec {
+    /// Only in StagedKubernetesNetworkPolicy (its schema; the k8s one rejects it).
+    pub staged_action: Option<Spanned<String>>,
     pub pod_selector: Option<LabelSelector>,
     pub policy_types: Option<Vec<Spanned<String>>>,
     pub ingress: Option<Vec<Spanned<K8sIngressRule>>>,
@@ -312,6 +314,69 @@ pub struct K8sPort {
     pub protocol: Option<Spanned<String>>,
     pub port: Option<Spanned<IntOrString>>,
     pub end_port: Option<Spanned<i64>>,
+}
+
+// ---------------------------------------------------------------------------------
+// policy.networking.k8s.io/v1alpha1 AdminNetworkPolicy / BaselineAdminNetworkPolicy
+
+/// The spec of an AdminNetworkPolicy or a BaselineAdminNetworkPolicy (which has no
+/// priority and only Allow/Deny; the schemas tell them apart).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminPolicySpec {
+    pub priority: Option<Spanned<i64>>,
+    pub subject: Option<Spanned<AdminPeer>>,
+    pub ingress: Option<Vec<Spanned<AdminRule>>>,
+    pub egress: Option<Vec<Spanned<AdminRule>>>,
+}
+
+/// An ingress rule (`from`) or an egress rule (`to`).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AdminRule {
+    pub name: Option<String>,
+    pub action: Spanned<String>,
+    pub ports: Option<Vec<Spanned<AdminPort>>>,
+    pub from: Option<Vec<Spanned<AdminPeer>>>,
+    pub to: Option<Vec<Spanned<AdminPeer>>>,
+}
+
+/// A subject or a peer: exactly one field is set.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AdminPeer {
+    pub namespaces: Option<LabelSelector>,
+    pub pods: Option<AdminPods>,
+    pub networks: Option<Vec<Spanned<String>>>,
+    pub nodes: Option<Spanned<LabelSelector>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminPods {
+    #[serde(default)]
+    pub namespace_selector: LabelSelector,
+    #[serde(default)]
+    pub pod_selector: LabelSelector,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminPort {
+    pub port_number: Option<AdminPortNumber>,
+    pub port_range: Option<Spanned<AdminPortRange>>,
+    pub named_port: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AdminPortNumber {
+    pub protocol: Option<Spanned<String>>,
+    pub port: Spanned<i64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AdminPortRange {
+    pub protocol: Option<Spanned<String>>,
+    pub start: Spanned<i64>,
+    pub end: Spanned<i64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -391,6 +456,9 @@ pub enum Kind {
     GlobalNetworkPolicy,
     StagedNetworkPolicy,
     StagedGlobalNetworkPolicy,
+    /// projectcalico.org/v3 StagedKubernetesNetworkPolicy: a staged
+    /// networking.k8s.io/v1 NetworkPolicy.
+    StagedKubernetesNetworkPolicy,
     NetworkSet,
     GlobalNetworkSet,
     Tier,
@@ -398,6 +466,10 @@ pub enum Kind {
     GlobalThreatFeed,
     /// networking.k8s.io/v1 NetworkPolicy.
     K8sNetworkPolicy,
+    /// policy.networking.k8s.io/v1alpha1.
+    AdminNetworkPolicy,
+    /// policy.networking.k8s.io/v1alpha1.
+    BaselineAdminNetworkPolicy,
     Namespace,
     Pod,
     Service,
@@ -424,6 +496,11 @@ impl Kind {
             "StagedGlobalNetworkPolicy",
             Kind::StagedGlobalNetworkPolicy,
         ),
+        (
+            "projectcalico.org/v3",
+            "StagedKubernetesNetworkPolicy",
+            Kind::StagedKubernetesNetworkPolicy,
+        ),
         ("projectcalico.org/v3", "NetworkSet", Kind::NetworkSet),
         (
             "projectcalico.org/v3",
@@ -441,6 +518,16 @@ impl Kind {
             "networking.k8s.io/v1",
             "NetworkPolicy",
             Kind::K8sNetworkPolicy,
+        ),
+        (
+            "policy.networking.k8s.io/v1alpha1",
+            "AdminNetworkPolicy",
+            Kind::AdminNetworkPolicy,
+        ),
+        (
+            "policy.networking.k8s.io/v1alpha1",
+            "BaselineAdminNetworkPolicy",
+            Kind::BaselineAdminNetworkPolicy,
         ),
         ("v1", "Namespace", Kind::Namespace),
         ("v1", "Pod", Kind::Pod),
@@ -478,6 +565,7 @@ impl Kind {
             self,
             Kind::NetworkPolicy
                 | Kind::StagedNetworkPolicy
+                | Kind::StagedKubernetesNetworkPolicy
                 | Kind::NetworkSet
                 | Kind::K8sNetworkPolicy
                 | Kind::Pod
@@ -517,6 +605,7 @@ pub enum Body {
     HostEndpoint(HostEndpointSpec),
     ThreatFeed(ThreatFeedSpec),
     K8sNetworkPolicy(K8sNetworkPolicySpec),
+    AdminPolicy(AdminPolicySpec),
     Namespace,
     ServiceAccount,
     Pod(PodSpec),

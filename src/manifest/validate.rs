@@ -197,6 +197,7 @@ pub fn validate(res: &Resource, ctx: &Context<'_>, diags: &mut Diagnostics) {
         Body::HostEndpoint(spec) => v.host_endpoint(spec),
         Body::ThreatFeed(spec) => v.threat_feed(spec),
         Body::K8sNetworkPolicy(spec) => v.k8s_network_policy(spec),
+        Body::AdminPolicy(spec) => v.admin_policy(res, spec),
         Body::Pod(spec) => v.pod_spec(&Path::root("spec"), spec),
         Body::Service(spec) => v.service(spec),
         Body::Deployment(spec) => v.deployment(spec),
@@ -212,6 +213,7 @@ struct V<'c, 'a, 'd> {
 }
 
 const NAMESPACE_LABEL: &str = "projectcalico.org/namespace";
+use crate::resolve::NAMESPACE_NAME_LABEL;
 const GLOBAL_ONLY_IN_NS_SELECTOR: &str =
     "global() can only be used in an EntityRule namespaceSelector";
 
@@ -295,6 +297,9 @@ impl V<'_, '_, '_> {
                     Kind::Namespace => names::dns1123_label(&n.value),
                     Kind::Service => names::dns1035_label(&n.value),
                     Kind::K8sNetworkPolicy
+                    | Kind::AdminNetworkPolicy
+                    | Kind::BaselineAdminNetworkPolicy
+                    | Kind::StagedKubernetesNetworkPolicy
                     | Kind::Pod
                     | Kind::ServiceAccount
                     | Kind::Deployment => names::dns1123_subdomain(&n.value),
@@ -334,6 +339,21 @@ impl V<'_, '_, '_> {
         if let Some(labels) = &m.labels {
             let reserved = matches!(kind, Kind::NetworkSet | Kind::GlobalNetworkSet);
             self.labels(&meta.key("labels"), labels, reserved);
+            // Decision `namespace-name-label`: the API server owns this label.
+            if kind == Kind::Namespace {
+                if let Some(v) = labels.get(NAMESPACE_NAME_LABEL) {
+                    if v.value != m.name() {
+                        self.err(
+                            v.span,
+                            &meta.key("labels").key(NAMESPACE_NAME_LABEL),
+                            format!(
+                                "must be {:?}: the API server sets {NAMESPACE_NAME_LABEL} to the namespace's name and it cannot be changed",
+                                m.name()
+                            ),
+                        );
+                    }
+                }
+            }
         }
         if let Some(ann) = &m.annotations {
             let path = meta.key("annotations");
@@ -1397,6 +1417,119 @@ impl V<'_, '_, '_> {
         }
     }
 
+    /// AdminNetworkPolicy / BaselineAdminNetworkPolicy: the CRDs' CEL rules and the
+    /// label selectors (the schema has done the rest).
+    fn admin_policy(&mut self, res: &Resource, spec: &AdminPolicySpec) {
+        let sp = Path::root("spec");
+        if res.kind == Kind::BaselineAdminNetworkPolicy {
+            if let Some(n) = &res.metadata.name {
+                if n.value != "default" {
+                    self.err(
+                        n.span,
+                        &Path::root("metadata").key("name"),
+                        "Only one baseline admin network policy with metadata.name=\"default\" can be created in the cluster",
+                    );
+                }
+            }
+        }
+        if let Some(s) = &spec.subject {
+            self.admin_peer(&sp.key("subject"), s, &["namespaces", "pods"]);
+        }
+        for (dir, peers) in [("ingress", "from"), ("egress", "to")] {
+            let rules = if dir == "ingress" {
+                &spec.ingress
+            } else {
+                &spec.egress
+            };
+            for (i, r) in rules.iter().flatten().enumerate() {
+                let rp = sp.key(dir).idx(i);
+                let list = if dir == "ingress" {
+                    &r.value.from
+                } else {
+                    &r.value.to
+                };
+                let fields: &[&str] = if dir == "ingress" {
+                    &["namespaces", "pods"]
+                } else {
+                    &["namespaces", "pods", "networks", "nodes"]
+                };
+                for (j, peer) in list.iter().flatten().enumerate() {
+                    self.admin_peer(&rp.key(peers).idx(j), peer, fields);
+                }
+                for (j, port) in r.value.ports.iter().flatten().enumerate() {
+                    let pp = rp.key("ports").idx(j);
+                    let p = &port.value;
+                    let set = usize::from(p.port_number.is_some())
+                        + usize::from(p.port_range.is_some())
+                        + usize::from(p.named_port.is_some());
+                    self.exactly_one(
+                        port.span,
+                        &pp,
+                        set,
+                        &["portNumber", "portRange", "namedPort"],
+                    );
+                    if let Some(range) = &port.value.port_range {
+                        if range.value.start.value >= range.value.end.value {
+                            self.err(
+                                range.value.start.span,
+                                &pp.key("portRange"),
+                                "Start port must be less than End port",
+                            );
+                        }
+                    }
+                    if let Some(n) = &port.value.named_port {
+                        for why in port_name_problems(&n.value) {
+                            self.err(n.span, &pp.key("namedPort"), why);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The CRDs' `minProperties: 1` / `maxProperties: 1` on a subject, peer or port.
+    fn exactly_one(&mut self, span: Span, path: &Path, set: usize, fields: &[&str]) {
+        if set != 1 {
+            self.err(
+                span,
+                path,
+                format!(
+                    "exactly one of {} must be set, found {set}",
+                    fields.join(", ")
+                ),
+            );
+        }
+    }
+
+    fn admin_peer(&mut self, path: &Path, spanned: &Spanned<AdminPeer>, fields: &[&str]) {
+        let peer = &spanned.value;
+        let set = usize::from(peer.namespaces.is_some())
+            + usize::from(peer.pods.is_some())
+            + usize::from(peer.networks.is_some())
+            + usize::from(peer.nodes.is_some());
+        self.exactly_one(spanned.span, path, set, fields);
+        if let Some(n) = &peer.namespaces {
+            self.label_selector(&path.key("namespaces"), n);
+        }
+        if let Some(p) = &peer.pods {
+            let pp = path.key("pods");
+            self.label_selector(&pp.key("namespaceSelector"), &p.namespace_selector);
+            self.label_selector(&pp.key("podSelector"), &p.pod_selector);
+        }
+        if let Some(n) = &peer.nodes {
+            self.label_selector(&path.key("nodes"), &n.value);
+        }
+        for (i, net) in peer.networks.iter().flatten().enumerate() {
+            if !parse_net(&net.value).is_ok_and(|n| n.has_prefix) {
+                self.err(
+                    net.span,
+                    &path.key("networks").idx(i),
+                    "Invalid CIDR format provided",
+                );
+            }
+        }
+    }
+
     fn k8s_protocol(&mut self, path: &Path, p: &Option<Spanned<String>>) {
         if let Some(p) = p {
             if !matches!(p.value.as_str(), "TCP" | "UDP" | "SCTP") {
@@ -1590,7 +1723,10 @@ impl V<'_, '_, '_> {
             match &p.name {
                 Some(n) if !n.is_empty() => {
                     let span = self.near(&pp.key("name"));
-                    for why in port_name_problems(n) {
+                    // A Service port name is a DNS-1123 label (up to 63 characters,
+                    // `ValidateDNS1123Label` in the Service validator); the
+                    // 15-character IANA_SVC_NAME rule is for container ports.
+                    for why in names::dns1123_label(n) {
                         self.err(span, &pp.key("name"), why);
                     }
                     if !names_seen.insert(n.clone()) {

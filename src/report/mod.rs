@@ -1,6 +1,7 @@
 //! This module deals with the report of a run: a [`Report`] value built from the
 //! [`Plan`], a dataplane's [`Observation`]s and the dataplane's name, rendered as
-//! the deterministic text that snapshot tests store, as JSON, or as JUnit XML.
+//! the deterministic text that snapshot tests store, as JSON, or as JUnit XML
+//! ([`junit`]).
 //!
 //! The text holds no timings and no dataplane name, so the model's and the
 //! kernel's reports of one scenario are the same text when they agree. Who decided
@@ -12,7 +13,10 @@
 //! along the path), `alert` (the feed is among the probe's alerts) and `logged`.
 //! [`Report::exit_code`] is 0 when every check held, else 1.
 
+mod junit;
 mod text;
+
+pub use junit::{RunError, TimedReport};
 
 use std::net::IpAddr;
 
@@ -55,6 +59,10 @@ pub struct ReportProbe {
     pub allowed_by: Vec<String>,
     pub alerts: Vec<String>,
     pub note: Option<String>,
+    /// `would <verdict> by <decider>` when the staged policies would decide
+    /// otherwise than the enforced ones (decision `staged-preview`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub staged: Option<String>,
     pub checks: Vec<Check>,
     /// Where the dataplane and the model differ (always empty for the model).
     pub disagreements: Vec<Disagreement>,
@@ -303,6 +311,15 @@ impl Report {
                         ok: o.logged == l,
                     });
                 }
+                if let Some(x) = e.staged {
+                    let seen = pred.staged.verdict;
+                    checks.push(Check {
+                        what: "staged",
+                        expected: x.to_string(),
+                        observed: seen.to_string(),
+                        ok: x == seen,
+                    });
+                }
                 let dis = disagreements(pred, &o);
                 if o.not_run.is_some() {
                     summary.not_run += 1;
@@ -352,6 +369,9 @@ impl Report {
                     allowed_by: pred.allowing.iter().map(|d| d.to_string()).collect(),
                     alerts: pred.alerts.clone(),
                     note: pred.note.clone(),
+                    staged: pred.staged.differs.then(|| {
+                        format!("would {} by {}", pred.staged.verdict, pred.staged.decider)
+                    }),
                     observed: o,
                     checks,
                     disagreements: dis,
@@ -437,65 +457,10 @@ impl Report {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
     }
 
-    /// JUnit XML: one test suite per scenario, one test case per probe.
-    pub fn junit(reports: &[Report]) -> String {
-        use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
-        let mut out = quick_junit::Report::new("policylab");
-        for r in reports {
-            let mut suite = TestSuite::new(r.scenario.clone());
-            for st in &r.steps {
-                for p in &st.probes {
-                    let failed: Vec<String> = p
-                        .checks
-                        .iter()
-                        .filter(|c| !c.ok)
-                        .map(|c| {
-                            format!(
-                                "{}: expected {}, observed {}",
-                                c.what, c.expected, c.observed
-                            )
-                        })
-                        .collect();
-                    let status = if let Some(why) = &p.observed.not_run {
-                        let mut s = TestCaseStatus::skipped();
-                        s.set_message(format!("not run: {why}"));
-                        s
-                    } else if failed.is_empty() {
-                        TestCaseStatus::success()
-                    } else {
-                        let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                        s.set_message(failed.join("; "));
-                        s.set_type("expectation");
-                        s
-                    };
-                    let name = match p.cell {
-                        Some((r, c)) => format!(
-                            "step {} (line {}) cell {},{}: {} -> {}",
-                            st.number,
-                            st.line,
-                            r + 1,
-                            c + 1,
-                            p.source,
-                            p.target
-                        ),
-                        None => format!(
-                            "step {} (line {}): {} -> {}",
-                            st.number, st.line, p.source, p.target
-                        ),
-                    };
-                    let mut tc = TestCase::new(name, status);
-                    tc.set_classname(format!("{}.{}", r.dataplane, r.scenario));
-                    tc.set_assertions(p.checks.len());
-                    tc.set_system_out(format!(
-                        "{}; decided by {}",
-                        p.observed.outcome, p.decided_by
-                    ));
-                    suite.add_test_case(tc);
-                }
-            }
-            out.add_test_suite(suite);
-        }
-        out.to_string()
-            .unwrap_or_else(|e| format!("<!-- cannot render JUnit: {e} -->"))
+    /// JUnit XML: one test suite per scenario, one test case per probe, plus a
+    /// `policylab` suite with one error test case per [`RunError`] (see
+    /// [`junit`] for the shape).
+    pub fn junit(reports: &[TimedReport<'_>], errors: &[RunError], hostname: &str) -> String {
+        junit::render(reports, errors, hostname)
     }
 }

@@ -124,9 +124,15 @@ pub(super) fn render(r: &Report) -> String {
                 .as_ref()
                 .map(|s| format!(" via service {s}"))
                 .unwrap_or_default();
+            // Decision `staged-preview`: the pending trace, where it differs.
+            let pending = if rec.pending_policies == rec.policies {
+                String::new()
+            } else {
+                format!(", pending [{}]", rec.pending_policies.join(", "))
+            };
             let _ = writeln!(
                 out,
-                "  step {} {}: {} -> {}{svc}, {ports} {}, {}, [{}]",
+                "  step {} {}: {} -> {}{svc}, {ports} {}, {}, [{}]{pending}",
                 f.step,
                 match rec.reporter {
                     crate::run::Reporter::Src => "src",
@@ -229,6 +235,9 @@ fn probe(out: &mut String, p: &ReportProbe) {
     }
     if let Some(n) = &p.note {
         let _ = writeln!(out, "    note: {n}");
+    }
+    if let Some(s) = &p.staged {
+        let _ = writeln!(out, "    staged: {s}");
     }
     if let (Some(ip), false) = (
         o.client_ip_seen,

@@ -14,7 +14,7 @@ use crate::manifest::types::{
     Rule as RawRule,
 };
 use crate::manifest::values::{parse_cidr_or_ip, PortSpec, Protocol};
-use crate::manifest::{Body, Kind, Resource};
+use crate::manifest::{Body, Kind, Resource, ResourceKey};
 use crate::selector::{self, Expr, Selector};
 
 /// Protocol name or number → IP protocol number (the validator's parser).
@@ -68,7 +68,47 @@ struct Ctx {
     interner: Interner,
 }
 
-pub(super) fn build(inv: &Inventory) -> World {
+/// A staged policy's `stagedAction` (default `Set`).
+fn staged_action(r: &Resource) -> Option<&str> {
+    if !matches!(
+        r.kind,
+        Kind::StagedNetworkPolicy
+            | Kind::StagedGlobalNetworkPolicy
+            | Kind::StagedKubernetesNetworkPolicy
+    ) {
+        return None;
+    }
+    let a = match &r.body {
+        Body::Policy(s) => s.staged_action.as_ref(),
+        Body::K8sNetworkPolicy(s) => s.staged_action.as_ref(),
+        _ => None,
+    };
+    Some(a.map_or("Set", |a| a.value.as_str()))
+}
+
+/// The enforced policy a staged one stands for: same namespace and name.
+fn enforced_counterpart(r: &Resource) -> ResourceKey {
+    let kind = match r.kind {
+        Kind::StagedNetworkPolicy => Kind::NetworkPolicy,
+        Kind::StagedGlobalNetworkPolicy => Kind::GlobalNetworkPolicy,
+        _ => Kind::K8sNetworkPolicy,
+    };
+    ResourceKey { kind, ..r.key() }
+}
+
+/// Whether a staged policy would change the preview (`Set` or `Delete`; `Learn` and
+/// `Ignore` do not: decision `staged-preview`).
+pub(super) fn has_effective_staged(inv: &Inventory) -> bool {
+    inv.resources
+        .values()
+        .any(|r| matches!(staged_action(r), Some("Set" | "Delete")))
+}
+
+/// Resolves an inventory; with `preview`, the staged policies are enforced as their
+/// `stagedAction` says (decision `staged-preview`): `Set` replaces the enforced
+/// policy of the same kind, namespace and name (or adds it), `Delete` removes it,
+/// `Learn` and `Ignore` do nothing.
+pub(super) fn build(inv: &Inventory, preview: bool) -> World {
     let mut world = World::default();
     let mut ctx = Ctx {
         interner: Interner::default(),
@@ -127,6 +167,10 @@ pub(super) fn build(inv: &Inventory) -> World {
             let ns = r.key().namespace.unwrap_or_default();
             sa_labels.entry((ns, pod_sa(p))).or_default();
         }
+    }
+    // Decision `namespace-name-label`: every Namespace carries its name as a label.
+    for (ns, labels) in ns_labels.iter_mut() {
+        labels.insert(NAMESPACE_NAME_LABEL.into(), ns.clone());
     }
     for (ns, labels) in &ns_labels {
         let mut apply: BTreeMap<String, String> = labels
@@ -369,12 +413,29 @@ pub(super) fn build(inv: &Inventory) -> World {
     }
 
     // Policies.
+    let replaced: BTreeSet<ResourceKey> = if preview {
+        inv.resources
+            .values()
+            .filter(|r| matches!(staged_action(r), Some("Set" | "Delete")))
+            .map(enforced_counterpart)
+            .collect()
+    } else {
+        BTreeSet::new()
+    };
     for r in inv.resources.values() {
-        let policy = match &r.body {
+        if preview && (replaced.contains(&r.key()) || staged_action(r).is_some_and(|a| a != "Set"))
+        {
+            continue;
+        }
+        let mut policy = match &r.body {
             Body::Policy(spec) => calico_policy(&mut ctx, r, spec),
             Body::K8sNetworkPolicy(spec) => k8s_policy(&mut ctx, r, spec),
+            Body::AdminPolicy(spec) => admin_policy(&mut ctx, r, spec, &mut world.diagnostics),
             _ => continue,
         };
+        if preview {
+            policy.staged = false;
+        }
         let tier = tiers.entry(policy.tier.clone()).or_insert_with(|| {
             world.diagnostics.push(Diagnostic::warning(
                 r.span,
@@ -996,6 +1057,8 @@ fn k8s_policy(ctx: &mut Ctx, r: &Resource, spec: &K8sNetworkPolicySpec) -> Polic
         pod_sel,
         expr_sel(Expr::Eq(LABEL_NAMESPACE.into(), ns.clone())),
     );
+    // Decision `k8s-policy-types-default`: the API server's defaulting, before
+    // Calico's conversion sees the policy.
     let types = match &spec.policy_types {
         Some(t) if !t.is_empty() => Types {
             ingress: t.iter().any(|x| x.value == "Ingress"),
@@ -1003,7 +1066,7 @@ fn k8s_policy(ctx: &mut Ctx, r: &Resource, spec: &K8sNetworkPolicySpec) -> Polic
         },
         _ => Types {
             ingress: true,
-            egress: false,
+            egress: spec.egress.as_ref().is_some_and(|e| !e.is_empty()),
         },
     };
     let mut ingress = Vec::new();
@@ -1028,9 +1091,14 @@ fn k8s_policy(ctx: &mut Ctx, r: &Resource, spec: &K8sNetworkPolicySpec) -> Polic
             &mut egress,
         );
     }
+    let kind = if r.kind == Kind::StagedKubernetesNetworkPolicy {
+        PolicyKind::StagedKubernetesNetworkPolicy
+    } else {
+        PolicyKind::KubernetesNetworkPolicy
+    };
     Policy {
         id: PolicyId {
-            kind: PolicyKind::KubernetesNetworkPolicy,
+            kind,
             namespace: Some(ns),
             name: key.name,
         },
@@ -1040,7 +1108,7 @@ fn k8s_policy(ctx: &mut Ctx, r: &Resource, spec: &K8sNetworkPolicySpec) -> Polic
         types,
         ingress,
         egress,
-        staged: false,
+        staged: kind.is_staged(),
         do_not_track: false,
         pre_dnat: false,
         apply_on_forward: false,
@@ -1153,5 +1221,215 @@ fn k8s_rules(
             }
             out.push(rule);
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// AdminNetworkPolicy / BaselineAdminNetworkPolicy (decision `admin-network-policy`)
+
+/// A subject or a `pods` peer as Calico's converter writes it: the pod part
+/// (`projectcalico.org/orchestrator == 'k8s'` and the pod selector) and the namespace
+/// part (`pcns.`-prefixed, `all()` meaning every namespace).
+fn admin_pods(ns: &LabelSelector, pods: Option<&LabelSelector>) -> Option<(Selector, Selector)> {
+    let pod = match pods {
+        Some(p) => k8s_selector(p, true)?,
+        None => expr_sel(Expr::Eq(LABEL_ORCHESTRATOR.into(), "k8s".into())),
+    };
+    let nss = k8s_selector(ns, false)?
+        .prefix_labels("pcns.")
+        .replace_all(ns_has());
+    Some((pod, nss))
+}
+
+/// One peer as a rule's entity; `Err` when Calico cannot convert it (a `nodes` peer,
+/// an empty peer, a selector it cannot translate).
+fn admin_peer(
+    ctx: &mut Ctx,
+    peer: &crate::manifest::types::AdminPeer,
+) -> Result<EntityMatch, String> {
+    let mut e = EntityMatch::default();
+    if let Some(ns) = &peer.namespaces {
+        let (_, nss) = admin_pods(ns, None).ok_or("unsupported namespace selector")?;
+        e.selector = Some(ctx.interner.intern(nss));
+    } else if let Some(p) = &peer.pods {
+        let (pod, nss) = admin_pods(&p.namespace_selector, Some(&p.pod_selector))
+            .ok_or("unsupported selector")?;
+        e.selector = Some(ctx.interner.intern(and(nss, pod)));
+    } else if let Some(nets) = &peer.networks {
+        e.nets = nets
+            .iter()
+            .filter_map(|n| parse_net(&n.value).map(|n| n.trunc()))
+            .collect();
+    } else if peer.nodes.is_some() {
+        return Err("Calico does not support `nodes` peers".into());
+    } else {
+        return Err("none of the supported peer fields is set".into());
+    }
+    Ok(e)
+}
+
+fn admin_rules(
+    ctx: &mut Ctx,
+    rule: &crate::manifest::types::AdminRule,
+    ingress: bool,
+) -> Result<Vec<Rule>, String> {
+    let action = match rule.action.value.as_str() {
+        "Allow" => Action::Allow,
+        "Deny" => Action::Deny,
+        "Pass" => Action::Pass,
+        other => return Err(format!("unsupported action {other}")),
+    };
+    // Ports grouped by protocol name, sorted ("" = no ports: any protocol).
+    let mut groups: BTreeMap<&str, Option<Vec<PortSpec>>> = BTreeMap::new();
+    for p in rule.ports.iter().flatten() {
+        let p = &p.value;
+        let (proto, port) = if let Some(n) = &p.port_number {
+            (
+                n.protocol.as_ref().map_or("TCP", |s| s.value.as_str()),
+                PortSpec::Single(u16::try_from(n.port.value).map_err(|e| e.to_string())?),
+            )
+        } else if let Some(r) = &p.port_range {
+            (
+                r.value
+                    .protocol
+                    .as_ref()
+                    .map_or("TCP", |s| s.value.as_str()),
+                PortSpec::Range(
+                    u16::try_from(r.value.start.value).map_err(|e| e.to_string())?,
+                    u16::try_from(r.value.end.value).map_err(|e| e.to_string())?,
+                ),
+            )
+        } else if let Some(n) = &p.named_port {
+            ("TCP", PortSpec::Named(n.value.clone()))
+        } else {
+            groups = BTreeMap::from([("", None)]);
+            break;
+        };
+        if let Some(list) = groups.entry(proto).or_insert_with(|| Some(vec![])) {
+            list.push(port);
+        }
+    }
+    if groups.is_empty() {
+        groups.insert("", None);
+    }
+    let peers = if ingress { &rule.from } else { &rule.to };
+    let mut entities = Vec::new();
+    for peer in peers.iter().flatten() {
+        entities.push(admin_peer(ctx, &peer.value)?);
+    }
+    let mut out = Vec::new();
+    for (proto, ports) in &groups {
+        for entity in &entities {
+            let mut r = Rule {
+                action: Some(action),
+                protocol: (!proto.is_empty())
+                    .then(|| parse_protocol(&IntOrString::Str(proto.to_string())))
+                    .flatten(),
+                ..Rule::default()
+            };
+            let ports = ports.clone().unwrap_or_default();
+            if ingress {
+                r.source = entity.clone();
+                r.destination.ports = ports;
+            } else {
+                r.destination = entity.clone();
+                r.destination.ports = ports;
+            }
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
+
+fn admin_policy(
+    ctx: &mut Ctx,
+    r: &Resource,
+    spec: &crate::manifest::types::AdminPolicySpec,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Policy {
+    let baseline = r.kind == Kind::BaselineAdminNetworkPolicy;
+    let name = r.metadata.name().to_string();
+    let selector = match spec.subject.as_ref().map(|s| &s.value) {
+        Some(s) => {
+            let converted = match (&s.namespaces, &s.pods) {
+                (Some(ns), _) => admin_pods(ns, None),
+                (None, Some(p)) => admin_pods(&p.namespace_selector, Some(&p.pod_selector)),
+                _ => None,
+            };
+            match converted {
+                Some((pod, nss)) => and(pod, nss).replace_all(ns_has()),
+                None => expr_sel(Expr::Not(Box::new(Expr::All))),
+            }
+        }
+        None => expr_sel(Expr::Not(Box::new(Expr::All))),
+    };
+    let mut convert =
+        |rules: &Option<Vec<crate::diag::Spanned<crate::manifest::types::AdminRule>>>,
+         ingress: bool| {
+            let mut out = Vec::new();
+            for rule in rules.iter().flatten() {
+                match admin_rules(ctx, &rule.value, ingress) {
+                    Ok(rs) => out.extend(rs),
+                    Err(why) => {
+                        // Calico fails closed: a Deny or Pass rule it cannot convert
+                        // becomes "deny all", an Allow rule is dropped.
+                        let closed = matches!(rule.value.action.value.as_str(), "Deny" | "Pass");
+                        diagnostics.push(Diagnostic::warning(
+                            rule.span,
+                            format!(
+                                "{} {name:?}: Calico cannot convert this rule ({why}); {}",
+                                r.kind.name(),
+                                if closed {
+                                    "like Calico, it is replaced by a rule denying all traffic"
+                                } else {
+                                    "like Calico, it is dropped"
+                                }
+                            ),
+                        ));
+                        if closed {
+                            out.push(Rule {
+                                action: Some(Action::Deny),
+                                ..Rule::default()
+                            });
+                        }
+                    }
+                }
+            }
+            out
+        };
+    let ingress = convert(&spec.ingress, true);
+    let egress = convert(&spec.egress, false);
+    Policy {
+        id: PolicyId {
+            kind: if baseline {
+                PolicyKind::KubernetesBaselineAdminNetworkPolicy
+            } else {
+                PolicyKind::KubernetesAdminNetworkPolicy
+            },
+            namespace: None,
+            name,
+        },
+        tier: if baseline {
+            KUBE_BASELINE_TIER
+        } else {
+            KUBE_ADMIN_TIER
+        }
+        .into(),
+        order: Some(if baseline {
+            1000.0
+        } else {
+            spec.priority.as_ref().map_or(0.0, |p| p.value as f64)
+        }),
+        selector,
+        types: Types {
+            ingress: !ingress.is_empty(),
+            egress: !egress.is_empty(),
+        },
+        ingress,
+        egress,
+        staged: false,
+        do_not_track: false,
+        pre_dnat: false,
+        apply_on_forward: false,
     }
 }

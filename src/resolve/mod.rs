@@ -37,6 +37,8 @@ pub const LABEL_NAMESPACE: &str = "projectcalico.org/namespace";
 pub const LABEL_ORCHESTRATOR: &str = "projectcalico.org/orchestrator";
 pub const LABEL_SERVICE_ACCOUNT: &str = "projectcalico.org/serviceaccount";
 pub const LABEL_NAME: &str = "projectcalico.org/name";
+/// The label the API server puts on every Namespace (decision `namespace-name-label`).
+pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 /// The static allow-all profile auto host endpoints carry.
 pub const DEFAULT_ALLOW_PROFILE: &str = "projectcalico-default-allow";
 /// Order of the implicit `default` tier (docs/semantics.md#tiers).
@@ -54,6 +56,10 @@ pub const BUILTIN_TIERS: &[(&str, f64, TierAction)] = &[
     ("kube-admin", KUBE_ADMIN_TIER_ORDER, TierAction::Pass),
     ("kube-baseline", KUBE_BASELINE_TIER_ORDER, TierAction::Pass),
 ];
+/// The tier Calico enforces AdminNetworkPolicy in (decision `admin-network-policy`).
+pub const KUBE_ADMIN_TIER: &str = "kube-admin";
+/// The tier Calico enforces BaselineAdminNetworkPolicy in.
+pub const KUBE_BASELINE_TIER: &str = "kube-baseline";
 
 /// Everything the evaluator needs, derived once from an inventory.
 #[derive(Debug, Clone, Default)]
@@ -73,6 +79,9 @@ pub struct World {
     pub selector_sets: Vec<SelectorSet>,
     /// Problems found while resolving (missing tiers, decision `missing-tier`).
     pub diagnostics: Vec<Diagnostic>,
+    /// The world as it would be with the staged policies enforced (decision
+    /// `staged-preview`); `None` when no staged policy would change anything.
+    pub staged_preview: Option<std::sync::Arc<World>>,
     /// Who owns each known IPv4 address, sorted (for O(log n) lookups).
     pub ip_index_v4: Vec<(u32, IpOwner)>,
     /// Who owns each known IPv6 address, sorted.
@@ -265,7 +274,12 @@ pub enum PolicyKind {
     GlobalNetworkPolicy,
     StagedNetworkPolicy,
     StagedGlobalNetworkPolicy,
+    StagedKubernetesNetworkPolicy,
     KubernetesNetworkPolicy,
+    /// policy.networking.k8s.io AdminNetworkPolicy (tier `kube-admin`).
+    KubernetesAdminNetworkPolicy,
+    /// policy.networking.k8s.io BaselineAdminNetworkPolicy (tier `kube-baseline`).
+    KubernetesBaselineAdminNetworkPolicy,
 }
 
 impl PolicyKind {
@@ -276,7 +290,12 @@ impl PolicyKind {
             PolicyKind::GlobalNetworkPolicy => "GlobalNetworkPolicy",
             PolicyKind::StagedNetworkPolicy => "StagedNetworkPolicy",
             PolicyKind::StagedGlobalNetworkPolicy => "StagedGlobalNetworkPolicy",
+            PolicyKind::StagedKubernetesNetworkPolicy => "StagedKubernetesNetworkPolicy",
             PolicyKind::KubernetesNetworkPolicy => "KubernetesNetworkPolicy",
+            PolicyKind::KubernetesAdminNetworkPolicy => "KubernetesAdminNetworkPolicy",
+            PolicyKind::KubernetesBaselineAdminNetworkPolicy => {
+                "KubernetesBaselineAdminNetworkPolicy"
+            }
         }
     }
 
@@ -288,14 +307,19 @@ impl PolicyKind {
             PolicyKind::GlobalNetworkPolicy => "gnp",
             PolicyKind::StagedNetworkPolicy => "snp",
             PolicyKind::StagedGlobalNetworkPolicy => "sgnp",
+            PolicyKind::StagedKubernetesNetworkPolicy => "sknp",
             PolicyKind::KubernetesNetworkPolicy => "knp",
+            PolicyKind::KubernetesAdminNetworkPolicy => "kanp",
+            PolicyKind::KubernetesBaselineAdminNetworkPolicy => "kbanp",
         }
     }
 
     pub fn is_staged(self) -> bool {
         matches!(
             self,
-            PolicyKind::StagedNetworkPolicy | PolicyKind::StagedGlobalNetworkPolicy
+            PolicyKind::StagedNetworkPolicy
+                | PolicyKind::StagedGlobalNetworkPolicy
+                | PolicyKind::StagedKubernetesNetworkPolicy
         )
     }
 }
@@ -592,7 +616,11 @@ impl World {
 
 /// Resolves an inventory into a world. Pure and deterministic.
 pub fn resolve(inv: &Inventory) -> World {
-    convert::build(inv)
+    let mut world = convert::build(inv, false);
+    if convert::has_effective_staged(inv) {
+        world.staged_preview = Some(std::sync::Arc::new(convert::build(inv, true)));
+    }
+    world
 }
 
 pub(crate) fn ns_has() -> Expr {

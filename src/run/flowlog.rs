@@ -65,6 +65,10 @@ pub struct FlowLogRecord {
     pub action: &'static str,
     /// The enforced policy trace, `<idx>|<tier>|<kind>:<name>|<action>|<rule>`.
     pub policies: Vec<String>,
+    /// The trace with the staged policies enforced (decision `staged-preview`), as
+    /// Calico Enterprise's `pending_policies`; equal to `policies` when no staged
+    /// policy changes anything at this reporter.
+    pub pending_policies: Vec<String>,
 }
 
 fn proto_name(p: u8) -> &'static str {
@@ -227,6 +231,7 @@ pub(super) fn records(world: &World, d: &Decision<'_>, flow: &ProbeFlow) -> Vec<
             destination: meta(world, p.dst, own_ns.as_deref()),
             destination_service: service.clone(),
             action,
+            pending_policies: fl.policies.clone(),
             policies: fl.policies,
         });
     }

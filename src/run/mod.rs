@@ -166,6 +166,21 @@ pub struct Prediction {
     pub flow_logs: Vec<FlowLogRecord>,
     /// Why the outcome differs from the policy verdict (nothing listens, host down).
     pub note: Option<String>,
+    /// The policy verdict with the staged policies enforced (decision
+    /// `staged-preview`; the enforced policy verdict when no staged policy changes
+    /// anything); computed by the model on both dataplanes (the kernel does not
+    /// enforce staged policies).
+    pub staged: StagedPreview,
+}
+
+/// The policy verdict of a probe with the staged policies enforced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedPreview {
+    /// `allow` or `deny` (or `refused`: a service without endpoints).
+    pub verdict: Outcome,
+    pub decider: Decider,
+    /// Whether it differs from the enforced policy verdict.
+    pub differs: bool,
 }
 
 /// What a dataplane saw for one probe.
@@ -377,6 +392,8 @@ pub struct Expectations {
     pub by: Option<ByRef>,
     pub alert: Option<String>,
     pub logged: Option<bool>,
+    /// `staged:` (decision `staged-preview`).
+    pub staged: Option<Outcome>,
 }
 
 /// One probe of a step (a matrix has one per cell, row by row).
@@ -536,6 +553,7 @@ pub fn plan(scenario: &Scenario, sources: &Sources) -> Plan {
                             by: None,
                             alert: None,
                             logged: None,
+                            staged: None,
                         };
                         let pp = planned_probe(&planned, &p, Some((r, c)));
                         planned.probes.push(pp);
@@ -592,6 +610,7 @@ fn planned_probe(step: &PlannedStep, p: &Probe, cell: Option<(usize, usize)>) ->
             by: p.by.clone(),
             alert: p.alert.clone(),
             logged: p.logged,
+            staged: p.staged.map(Outcome::from),
         },
         prediction,
     }

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use super::{flowlog, FeedStatus, LogLine, Outcome, Prediction, ProbeFlow};
+use super::{flowlog, FeedStatus, LogLine, Outcome, Prediction, ProbeFlow, StagedPreview};
 use crate::inventory::{Inventory, L4};
 use crate::manifest::Body;
 use crate::model::{self, Decider, Destination, StageResult, Step, Verdict};
@@ -108,6 +108,14 @@ fn outside_owner(inv: &Inventory, ip: IpAddr) -> Option<&str> {
         .map(|h| h.name.as_str())
 }
 
+fn policy_outcome(v: Verdict) -> Outcome {
+    match v {
+        Verdict::Allow => Outcome::Allow,
+        Verdict::Deny => Outcome::Deny,
+        Verdict::Refused => Outcome::Refused,
+    }
+}
+
 pub(super) fn predict(
     world: &World,
     inv: &Inventory,
@@ -142,12 +150,34 @@ pub(super) fn predict(
             }
         }
     }
-    let flow_logs = flowlog::records(world, &d, flow);
-    let mut outcome = match d.verdict {
-        Verdict::Allow => Outcome::Allow,
-        Verdict::Deny => Outcome::Deny,
-        Verdict::Refused => Outcome::Refused,
+    let mut flow_logs = flowlog::records(world, &d, flow);
+    let staged = match world.staged_preview.as_deref() {
+        None => StagedPreview {
+            verdict: policy_outcome(d.verdict),
+            decider: Decider::from(d.decided_by),
+            differs: false,
+        },
+        Some(pw) => {
+            let p = model::evaluate(pw, &flow.model_flow());
+            // Decision `staged-preview`: the pending trace of each reporter that the
+            // enforced flow reached.
+            let pending = flowlog::records(pw, &p, flow);
+            for rec in &mut flow_logs {
+                // A reporter the previewed flow never reaches has an empty pending trace.
+                rec.pending_policies = pending
+                    .iter()
+                    .find(|x| x.reporter == rec.reporter)
+                    .map(|pr| pr.policies.clone())
+                    .unwrap_or_default();
+            }
+            StagedPreview {
+                verdict: policy_outcome(p.verdict),
+                decider: Decider::from(p.decided_by),
+                differs: p.verdict != d.verdict,
+            }
+        }
     };
+    let mut outcome = policy_outcome(d.verdict);
     let mut decider = Decider::from(d.decided_by);
     let mut note = None;
     let mut status = None;
@@ -275,5 +305,6 @@ pub(super) fn predict(
         log_lines,
         flow_logs,
         note,
+        staged,
     }
 }

@@ -26,7 +26,7 @@ const VERBS: &[&str] = &[
     "apply", "create", "delete", "patch", "probe", "matrix", "serve", "advance", "fail", "recover",
 ];
 const PROBE_OPTIONS: &[&str] = &[
-    "expect", "status", "clientIP", "by", "alert", "logged", "timeout", "family",
+    "expect", "status", "clientIP", "by", "alert", "logged", "staged", "timeout", "family",
 ];
 const OWNER_ANNOTATION: &str = "policylab.dev/owner";
 /// The tiers that exist without being declared (decision `builtin-tiers`).
@@ -687,6 +687,18 @@ fn ports(raw: &Option<Vec<Spanned<RawPort>>>, diags: &mut Diagnostics) -> Vec<Po
     out
 }
 
+/// Each label of the short form points at its own value.
+fn labels_respan(at: &[&str], l: &Option<super::raw::Labels>) -> Vec<(Vec<String>, Span)> {
+    l.iter()
+        .flatten()
+        .map(|(k, v)| {
+            let mut path: Vec<String> = at.iter().map(|s| s.to_string()).collect();
+            path.push(k.clone());
+            (path, v.span)
+        })
+        .collect()
+}
+
 fn labels_json(l: &Option<super::raw::Labels>) -> Json {
     Json::Object(
         l.iter()
@@ -1145,14 +1157,15 @@ impl Loader<'_> {
         else {
             return out;
         };
-        let mut doc = |v: Json, span: Span| {
-            out.push((
-                Document {
-                    span,
-                    root: Node::from_json(&v, span),
-                },
-                span,
-            ))
+        // `re`: subtrees that point at their own entry of the short form instead of
+        // the object's name (a bad port's caret is on the port).
+        let mut doc = |v: Json, span: Span, re: Vec<(Vec<String>, Span)>| {
+            let mut root = Node::from_json(&v, span);
+            for (path, s) in &re {
+                let path: Vec<&str> = path.iter().map(String::as_str).collect();
+                root.respan(&path, *s);
+            }
+            out.push((Document { span, root }, span))
         };
         for n in self.entries(c.get("namespaces"), "cluster.namespaces") {
             let Some(raw) = self.typed::<RawNamespace>(n) else {
@@ -1162,6 +1175,7 @@ impl Loader<'_> {
                 json!({"apiVersion": "v1", "kind": "Namespace",
                 "metadata": {"name": raw.name.value, "labels": labels_json(&raw.labels)}}),
                 raw.name.span,
+                labels_respan(&["metadata", "labels"], &raw.labels),
             );
         }
         for n in self.entries(c.get("serviceAccounts"), "cluster.serviceAccounts") {
@@ -1176,6 +1190,7 @@ impl Loader<'_> {
                 json!({"apiVersion": "v1", "kind": "ServiceAccount",
                 "metadata": {"name": raw.name.value, "namespace": ns, "labels": labels_json(&raw.labels)}}),
                 raw.name.span,
+                labels_respan(&["metadata", "labels"], &raw.labels),
             );
         }
         let first_node = self
@@ -1201,7 +1216,21 @@ impl Loader<'_> {
                 .as_ref()
                 .map_or("default", |s| s.value.as_str());
             let mut cports = Vec::new();
-            for p in raw.ports.iter().flatten() {
+            let mut re = labels_respan(&["metadata", "labels"], &raw.labels);
+            for (i, p) in raw.ports.iter().flatten().enumerate() {
+                let at = |f: &str| -> Vec<String> {
+                    ["spec", "containers", "0", "ports", &i.to_string(), f]
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect()
+                };
+                re.push((at("containerPort"), p.port.span));
+                if let Some(n) = &p.name {
+                    re.push((at("name"), n.span));
+                }
+                if let Some(pr) = &p.protocol {
+                    re.push((at("protocol"), pr.span));
+                }
                 let proto = match &p.protocol {
                     Some(s) => parse_l4(s, self.diags),
                     None => Some(L4::Tcp),
@@ -1245,7 +1274,7 @@ impl Loader<'_> {
                     v["metadata"]["annotations"] =
                         json!({IP_ADDRS_ANNOTATION: json!([ip.value]).to_string()});
                 }
-                doc(v, raw.name.span);
+                doc(v, raw.name.span, re.clone());
             }
         }
         for n in self.entries(c.get("services"), "cluster.services") {
@@ -1257,7 +1286,30 @@ impl Loader<'_> {
                 .as_ref()
                 .map_or("default", |s| s.value.as_str());
             let mut sports = Vec::new();
-            for p in raw.ports.iter().flatten() {
+            let mut re = labels_respan(&["spec", "selector"], &raw.selector);
+            for (i, entry) in raw.ports.iter().flatten().enumerate() {
+                let p = &entry.value;
+                let at = |f: Option<&str>| -> Vec<String> {
+                    ["spec", "ports", &i.to_string()]
+                        .into_iter()
+                        .chain(f)
+                        .map(|s| s.to_string())
+                        .collect()
+                };
+                re.push((at(None), entry.span));
+                re.push((at(Some("port")), p.port.span));
+                if let Some(t) = &p.target_port {
+                    re.push((at(Some("targetPort")), t.span));
+                }
+                if let Some(np) = &p.node_port {
+                    re.push((at(Some("nodePort")), np.span));
+                }
+                if let Some(pr) = &p.protocol {
+                    re.push((at(Some("protocol")), pr.span));
+                }
+                if let Some(name) = &p.name {
+                    re.push((at(Some("name")), name.span));
+                }
                 let mut sp = json!({"port": p.port.value});
                 if let Some(t) = &p.target_port {
                     sp["targetPort"] = serde_json::to_value(&t.value).unwrap_or(Json::Null);
@@ -1287,6 +1339,7 @@ impl Loader<'_> {
                 json!({"apiVersion": "v1", "kind": "Service",
                 "metadata": {"name": raw.name.value, "namespace": ns}, "spec": spec}),
                 raw.name.span,
+                re,
             );
         }
         out
@@ -1556,6 +1609,9 @@ impl Loader<'_> {
         if let Body::Policy(spec) = &res.body {
             self.check_tier_exists(spec, res.span)?;
         }
+        if let Body::HostEndpoint(spec) = &res.body {
+            self.check_hep_interface(spec)?;
+        }
         if res.kind == Kind::Tier && create && BUILTIN_TIERS.contains(&key.name.as_str()) {
             self.err(
                 name_span,
@@ -1599,6 +1655,31 @@ impl Loader<'_> {
                 "tier {tier:?} does not exist: apply a Tier named {tier:?} first (Calico's API \
                  rejects a policy in a missing tier; the built-in tiers are {})",
                 BUILTIN_TIERS.join(", ")
+            ),
+        );
+        None
+    }
+
+    /// The lab's nodes carry their traffic on `eth0` only: a HostEndpoint for
+    /// another interface would police nothing, so it is an error rather than
+    /// silently ignored (decision `hep-interfaces`).
+    fn check_hep_interface(
+        &mut self,
+        spec: &crate::manifest::types::HostEndpointSpec,
+    ) -> Option<()> {
+        let Some(i) = spec.interface_name.as_ref() else {
+            return Some(());
+        };
+        if matches!(i.value.as_str(), "" | "eth0" | "*") {
+            return Some(());
+        }
+        self.err(
+            i.span,
+            format!(
+                "interfaceName {:?}: the lab's nodes send and receive every packet on eth0 \
+                 (the uplink to the fabric), so a HostEndpoint on another interface would \
+                 police nothing; use \"eth0\" or \"*\"",
+                i.value
             ),
         );
         None
@@ -2576,6 +2657,19 @@ impl Loader<'_> {
                 None
             }
         });
+        // Decision `staged-preview`: the policy verdict with the staged policies enforced.
+        let staged = step.get("staged").and_then(|e| match e.scalar_text() {
+            Some("allow") => Some(Expect::Allow),
+            Some("deny") => Some(Expect::Deny),
+            Some("refused") => Some(Expect::Refused),
+            _ => {
+                self.err(
+                    e.span,
+                    format!("`staged` is allow, deny or refused, found {}", e.describe()),
+                );
+                None
+            }
+        });
         if self.diags.error_count() > before {
             return None;
         }
@@ -2592,6 +2686,7 @@ impl Loader<'_> {
             by,
             alert,
             logged,
+            staged,
         })
     }
 

@@ -213,6 +213,8 @@ pub struct Probe {
     pub by: Option<ByRef>,
     pub alert: Option<String>,
     pub logged: Option<bool>,
+    /// What the staged policies would decide (decision `staged-preview`).
+    pub staged: Option<Expect>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

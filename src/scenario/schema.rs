@@ -19,7 +19,9 @@ use crate::diag::Diagnostics;
 use crate::yaml::{Node, Schema, Schemas};
 
 /// Options of a probe step that are written beside `probe:`, not inside it.
-const BESIDE_PROBE: &[&str] = &["expect", "status", "clientIP", "by", "alert", "logged"];
+const BESIDE_PROBE: &[&str] = &[
+    "expect", "status", "clientIP", "by", "alert", "logged", "staged",
+];
 
 /// The paths where the schema found problems.
 #[derive(Debug, Default)]

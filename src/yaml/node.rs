@@ -388,6 +388,47 @@ impl Node {
         Node { span, value }
     }
 
+    /// Gives the node at `path` (map keys, or decimal indexes into sequences) and
+    /// everything under it the position `span`; used when a tree built from JSON
+    /// (the scenario's short form) should point at the entry it came from.
+    pub fn respan(&mut self, path: &[&str], span: Span) {
+        let Some((first, rest)) = path.split_first() else {
+            self.set_span_deep(span);
+            return;
+        };
+        match &mut self.value {
+            Value::Map(entries) => {
+                if let Some((k, v)) = entries
+                    .iter_mut()
+                    .find(|(k, _)| k.scalar_text() == Some(*first))
+                {
+                    if rest.is_empty() {
+                        k.span = span;
+                    }
+                    v.respan(rest, span);
+                }
+            }
+            Value::Seq(items) => {
+                if let Some(n) = first.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                    n.respan(rest, span);
+                }
+            }
+            Value::Scalar(_) => {}
+        }
+    }
+
+    fn set_span_deep(&mut self, span: Span) {
+        self.span = span;
+        match &mut self.value {
+            Value::Scalar(_) => {}
+            Value::Seq(items) => items.iter_mut().for_each(|n| n.set_span_deep(span)),
+            Value::Map(entries) => entries.iter_mut().for_each(|(k, v)| {
+                k.span = span;
+                v.set_span_deep(span);
+            }),
+        }
+    }
+
     /// Visits every scalar mutably (used for `${VAR}` substitution).
     pub fn for_each_scalar_mut(&mut self, f: &mut dyn FnMut(Span, &mut Scalar)) {
         let span = self.span;

@@ -1470,7 +1470,7 @@ macro_rules! plain {
     };
 }
 
-const KINDS: usize = 16;
+const KINDS: usize = 18;
 
 static ENTRIES: [Entry; KINDS] = [
     crd!(
@@ -1506,6 +1506,16 @@ static ENTRIES: [Entry; KINDS] = [
         "networking.k8s.io/v1",
         "NetworkPolicy",
         "networking.k8s.io_networkpolicies.yaml"
+    ),
+    plain!(
+        "policy.networking.k8s.io/v1alpha1",
+        "AdminNetworkPolicy",
+        "policy.networking.k8s.io_adminnetworkpolicies.yaml"
+    ),
+    plain!(
+        "policy.networking.k8s.io/v1alpha1",
+        "BaselineAdminNetworkPolicy",
+        "policy.networking.k8s.io_baselineadminnetworkpolicies.yaml"
     ),
     plain!("v1", "Namespace", "v1_namespaces.yaml"),
     plain!("v1", "ServiceAccount", "v1_serviceaccounts.yaml"),
