@@ -344,7 +344,14 @@ impl Report {
                 }
                 // What the dataplane saw (the model: its prediction; the kernel:
                 // NFLOG, real source ports), shown without source ports.
-                let seen_flow_logs = o.flow_logs.clone();
+                // Staged policies are not enforced: their preview
+                // (`pending_policies`) is the model's on every dataplane.
+                let mut seen_flow_logs = o.flow_logs.clone();
+                for (s, p) in seen_flow_logs.iter_mut().zip(&pred.flow_logs) {
+                    if s.reporter == p.reporter {
+                        s.pending_policies = p.pending_policies.clone();
+                    }
+                }
                 for r in seen_flow_logs.iter().filter(|_| ran) {
                     flow_logs.push(FlowLogEntry {
                         step: st.number,

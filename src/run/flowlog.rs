@@ -186,6 +186,9 @@ pub fn observed_records(
             destination: meta(world, st.dst, own_ns.as_deref()),
             destination_service: service.clone(),
             action,
+            // Staged policies are not enforced: no dataplane sees them, and the
+            // report takes their preview from the model (decision `kernel-flow-logs`).
+            pending_policies: policies.clone(),
             policies,
         });
     }

@@ -307,6 +307,7 @@ pub fn disagreements(p: &Prediction, o: &Observation) -> Vec<Disagreement> {
         r.iter()
             .map(|x| FlowLogRecord {
                 src_port: None,
+                pending_policies: Vec::new(),
                 ..x.clone()
             })
             .collect()
