@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use policylab::compile::{compile, Compiled};
 use policylab::diag::{Diagnostics, Sources};
-use policylab::resolve::{resolve, World};
+use policylab::resolve::{resolve, EndpointToHostAction, World};
 use policylab::scenario;
 
 /// Every step's world of a scenario file.
@@ -437,7 +437,7 @@ fn legend_decodes_every_prefix_and_prefixes_are_short() {
     let e2h: Vec<_> = c
         .legend
         .values()
-        .filter(|t| t.decider == Decider::EndpointToHost)
+        .filter(|t| t.decider == Decider::EndpointToHost(EndpointToHostAction::Accept))
         .collect();
     assert_eq!(e2h.len(), 2, "one per node");
     assert!(e2h.iter().all(|t| t.stage == StageKind::EndpointToHost));

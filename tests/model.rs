@@ -7,7 +7,7 @@ use policylab::model::{
     evaluate, evaluate_fast, explain, flow_log_policies, DecidedBy, Destination, Flow, FlowSource,
     Proto, StageKind, Step, Verdict,
 };
-use policylab::resolve::{Action, PolicyKind, World};
+use policylab::resolve::{Action, EndpointToHostAction, PolicyKind, World};
 use rstest::rstest;
 
 use super::support::{self, pod};
@@ -769,7 +769,115 @@ fn host_to_local_pod_is_not_policed_and_pod_to_own_host_is_accepted() {
     let (v, _) = verdict(&w, &tcp(&w, NODE2, "default/server", 8080));
     assert_eq!(v, Verdict::Deny);
     let (v, by) = verdict(&w, &tcp(&w, "default/client", NODE1, 10250));
-    assert_eq!((v, by), (Verdict::Allow, DecidedBy::EndpointToHost));
+    assert_eq!(
+        (v, by),
+        (
+            Verdict::Allow,
+            DecidedBy::EndpointToHost(EndpointToHostAction::Accept)
+        )
+    );
+}
+
+fn felix(name: &str, spec: &str) -> String {
+    format!(
+        "---\napiVersion: projectcalico.org/v3\nkind: FelixConfiguration\nmetadata: {{name: {name}}}\nspec:\n{spec}"
+    )
+}
+
+/// Decision `felix-configuration`: `defaultEndpointToHostAction` of the `default`
+/// object, overridden per node by `node.<name>` (felix/fv ep_to_host_action_test.go).
+#[rstest]
+#[case::drop("Drop", Verdict::Deny, EndpointToHostAction::Drop)]
+#[case::return_to_input("Return", Verdict::Allow, EndpointToHostAction::Return)]
+#[case::accept("accept", Verdict::Allow, EndpointToHostAction::Accept)]
+fn endpoint_to_host_action(
+    #[case] action: &str,
+    #[case] want: Verdict,
+    #[case] want_by: EndpointToHostAction,
+) {
+    let w = world(&felix(
+        "default",
+        &format!("  defaultEndpointToHostAction: {action}\n"),
+    ));
+    let (v, by) = verdict(&w, &tcp(&w, "default/client", NODE1, 10250));
+    assert_eq!((v, by), (want, DecidedBy::EndpointToHost(want_by)));
+    // node2's own object wins over `default` there; node1 keeps `default`.
+    let w = world(
+        &(felix(
+            "default",
+            &format!("  defaultEndpointToHostAction: {action}\n"),
+        ) + &felix("node.node2", "  defaultEndpointToHostAction: Drop\n")),
+    );
+    let (v, _) = verdict(&w, &tcp(&w, "other/remote", NODE2, 10250));
+    assert_eq!(v, Verdict::Deny);
+    let (v, _) = verdict(&w, &tcp(&w, "default/client", NODE1, 10250));
+    assert_eq!(v, want);
+    // Pod to pod is not endpoint-to-host traffic.
+    let (v, _) = verdict(&w, &tcp(&w, "default/client", "default/server", 8080));
+    assert_eq!(v, Verdict::Allow);
+}
+
+/// Decision `felix-configuration`: custom failsafe lists replace Felix's defaults;
+/// a `net` limits the remote side; an empty list means none.
+#[test]
+fn custom_failsafe_ports() {
+    let deny_all = hep("node1-eth0", "node1", "eth0", NODE1, "hep: 'true'", "")
+        + &gnp(
+            "hep-deny",
+            "  selector: hep == 'true'\n  ingress: [{action: Deny}]\n  egress: [{action: Deny}]\n",
+        );
+    // Felix's defaults: 22 in, 53/udp out.
+    let w = world(&deny_all);
+    assert_eq!(
+        verdict(&w, &tcp(&w, OUTSIDE, NODE1, 22)).1,
+        DecidedBy::Failsafe
+    );
+    assert_eq!(verdict(&w, &tcp(&w, OUTSIDE, NODE1, 8055)).0, Verdict::Deny);
+    let w = world(
+        &(deny_all.clone()
+            + &felix(
+                "default",
+                "  failsafeInboundHostPorts: [{protocol: TCP, port: 8055, net: 198.51.100.0/24}, {port: 9000}]\n  failsafeOutboundHostPorts: []\n",
+            )),
+    );
+    assert_eq!(
+        verdict(&w, &tcp(&w, OUTSIDE, NODE1, 8055)).1,
+        DecidedBy::Failsafe
+    );
+    // The protocol defaults to TCP and no net means any source.
+    assert_eq!(
+        verdict(&w, &tcp(&w, NODE2, NODE1, 9000)).1,
+        DecidedBy::Failsafe
+    );
+    // 22 is no longer a failsafe; 8055 only from the net.
+    assert_eq!(verdict(&w, &tcp(&w, OUTSIDE, NODE1, 22)).0, Verdict::Deny);
+    assert_eq!(verdict(&w, &tcp(&w, NODE2, NODE1, 8055)).0, Verdict::Deny);
+    // Outbound: empty, so node1's own traffic is policed.
+    assert_eq!(verdict(&w, &tcp(&w, NODE1, OUTSIDE, 2379)).0, Verdict::Deny);
+}
+
+/// Decision `felix-configuration`: `logPrefix` per node, and fields without
+/// effect listed in the world's notes (sorted).
+#[test]
+fn log_prefix_and_notes() {
+    let w = world("");
+    assert_eq!(w.log_prefix("node1"), "calico-packet");
+    assert!(w.notes.is_empty());
+    let w = world(
+        &(felix(
+            "default",
+            "  logPrefix: lab\n  reportingInterval: 30s\n  bpfLogLevel: Debug\n",
+        ) + &felix("node.node2", "  logPrefix: n2\n")),
+    );
+    assert_eq!(w.log_prefix("node1"), "lab");
+    assert_eq!(w.log_prefix("node2"), "n2");
+    assert_eq!(
+        w.notes,
+        [
+            "FelixConfiguration default: bpfLogLevel has no effect in the lab",
+            "FelixConfiguration default: reportingInterval has no effect in the lab",
+        ]
+    );
 }
 
 #[test]

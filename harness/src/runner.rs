@@ -76,7 +76,7 @@ use policylab::inventory::{Inventory, OutsideHost};
 use policylab::lab::{self, LabPlan};
 use policylab::manifest::{Body, Kind, ResourceKey};
 use policylab::model::{Decider, StageKind};
-use policylab::resolve::{Action, Direction, World};
+use policylab::resolve::{Action, Direction, EndpointToHostAction, World};
 use policylab::run::{
     FeedPull, LogLine, Observation, ObservedStage, Outcome, Plan, PlannedProbe, PlannedStep,
     ProbeFlow, PullResult,
@@ -392,11 +392,14 @@ fn effect(world: &World, tag: &LogTag) -> Effect {
         | Decider::NoServiceEndpoint
         | Decider::UntrackedReply
         | Decider::Unroutable
-        | Decider::HostDown { .. } => Effect::Deny,
+        | Decider::HostDown { .. }
+        | Decider::EndpointToHost(EndpointToHostAction::Drop) => Effect::Deny,
         Decider::Failsafe
         | Decider::DefaultForwardAllow
         | Decider::NotPoliced
-        | Decider::EndpointToHost => Effect::Allow,
+        | Decider::EndpointToHost(EndpointToHostAction::Accept | EndpointToHostAction::Return) => {
+            Effect::Allow
+        }
     }
 }
 
@@ -536,8 +539,9 @@ fn attribute(world: &World, events: &[KernelEvent]) -> (Option<Decider>, Vec<Dec
     }
 }
 
-fn log_line(t: &FiveTuple) -> LogLine {
+fn log_line(prefix: &str, t: &FiveTuple) -> LogLine {
     LogLine {
+        prefix: prefix.to_string(),
         src: t.src,
         dst: t.dst,
         proto: t.protocol,
@@ -1054,7 +1058,15 @@ impl KernelLab {
                         e,
                         names.unwrap_or(&InterfaceNames::from_pairs([])),
                     );
-                    p.prefix = LOG_PREFIX;
+                    // The logging node's `logPrefix` (decision `felix-configuration`).
+                    let node = tag
+                        .as_ref()
+                        .map_or(e.namespace.as_str(), |t| t.node.as_str());
+                    let prefix = match self.world.as_ref() {
+                        Some(w) => format!("{}: ", w.log_prefix(node)),
+                        None => LOG_PREFIX.to_string(),
+                    };
+                    p.prefix = &prefix;
                     lines.push(loglines::format_line(&p));
                 }
                 out.push(KernelEvent {
@@ -1114,7 +1126,15 @@ impl KernelLab {
         }
         let log_lines: Vec<LogLine> = log_events
             .iter()
-            .filter_map(|e| e.packet.as_ref().map(log_line))
+            .filter_map(|e| {
+                let prefix = self
+                    .world
+                    .as_ref()
+                    .map_or(policylab::resolve::DEFAULT_LOG_PREFIX, |w| {
+                        w.log_prefix(&e.node)
+                    });
+                e.packet.as_ref().map(|t| log_line(prefix, t))
+            })
             .collect();
         let status = if flow.protocol == ProbeProtocol::Http && outcome == Outcome::Allow {
             o.http_status
@@ -1620,8 +1640,8 @@ mod tests {
             dst: "10.0.0.2".parse().expect("ip"),
             dst_port: 80,
         };
-        assert_eq!(log_line(&t(proto::TCP)).dst_port, Some(80));
-        assert_eq!(log_line(&t(proto::ICMP)).dst_port, None);
+        assert_eq!(log_line("calico-packet", &t(proto::TCP)).dst_port, Some(80));
+        assert_eq!(log_line("calico-packet", &t(proto::ICMP)).dst_port, None);
     }
 
     #[test]

@@ -96,12 +96,12 @@ pub use names::{chain_name, endpoint_chain, policy_id, MAX_CHAIN_NAME};
 use rules::{failsafe_matches, rule_alternatives, target_port, Sets};
 
 use crate::lab::calico_host_iface;
-use crate::model::{Decider, StageKind, FAILSAFE_INBOUND, FAILSAFE_OUTBOUND};
+use crate::model::{Decider, StageKind};
 use crate::nft::{
     self, BaseChain, Chain, ChainType, Dir, Family, Hook, Match, Name, Rule, Statement, Table,
     Verdict,
 };
-use crate::resolve::{Action, Direction, EndpointKind, StageClass, World};
+use crate::resolve::{Action, Direction, EndpointKind, EndpointToHostAction, StageClass, World};
 
 /// The table every node gets (family `inet`).
 pub const TABLE: &str = "policylab";
@@ -419,18 +419,20 @@ impl<'w, 'l> NodeCx<'w, 'l> {
             None,
         )];
         // Failsafes (docs/semantics.md#failsafe-ports, decision `failsafe-stages`).
+        let felix = &w.nodes[self.node].felix;
+        let (inb, outb) = (&felix.failsafe_inbound[..], &felix.failsafe_outbound[..]);
         let (failsafe, logged): (Vec<Vec<Match>>, bool) = match stage {
-            StageKind::HostNormalIngress => (failsafe_matches(FAILSAFE_INBOUND, Dir::Daddr), true),
-            StageKind::HostNormalEgress => (failsafe_matches(FAILSAFE_OUTBOUND, Dir::Daddr), true),
-            StageKind::HostPreDnat => (failsafe_matches(FAILSAFE_INBOUND, Dir::Daddr), false),
+            StageKind::HostNormalIngress => (failsafe_matches(inb, Dir::Daddr, Dir::Saddr), true),
+            StageKind::HostNormalEgress => (failsafe_matches(outb, Dir::Daddr, Dir::Daddr), true),
+            StageKind::HostPreDnat => (failsafe_matches(inb, Dir::Daddr, Dir::Saddr), false),
             StageKind::HostUntrackedIngress => {
-                let mut v = failsafe_matches(FAILSAFE_INBOUND, Dir::Daddr);
-                v.extend(failsafe_matches(FAILSAFE_OUTBOUND, Dir::Saddr));
+                let mut v = failsafe_matches(inb, Dir::Daddr, Dir::Saddr);
+                v.extend(failsafe_matches(outb, Dir::Saddr, Dir::Saddr));
                 (v, false)
             }
             StageKind::HostUntrackedEgress => {
-                let mut v = failsafe_matches(FAILSAFE_OUTBOUND, Dir::Daddr);
-                v.extend(failsafe_matches(FAILSAFE_INBOUND, Dir::Saddr));
+                let mut v = failsafe_matches(outb, Dir::Daddr, Dir::Daddr);
+                v.extend(failsafe_matches(inb, Dir::Saddr, Dir::Daddr));
                 (v, false)
             }
             _ => (vec![], false),
@@ -870,14 +872,24 @@ impl<'w, 'l> NodeCx<'w, 'l> {
             vec![],
             Some(Verdict::Jump(n("cali-from-wl-dispatch"))),
         ));
+        // `defaultEndpointToHostAction` (decision `felix-configuration`). RETURN
+        // hands the packet back to the host's INPUT chain, which in a lab node has
+        // no other rule and policy accept: accepted, logged as RETURN.
+        let e2h_action = self.w.nodes[self.node].felix.endpoint_to_host;
+        let (group, verdict) = match e2h_action {
+            EndpointToHostAction::Drop => (NFLOG_GROUP_DENY, Verdict::Drop),
+            EndpointToHostAction::Accept | EndpointToHostAction::Return => {
+                (NFLOG_GROUP_ALLOW, Verdict::Accept)
+            }
+        };
         let e2h = self.log(
             StageKind::EndpointToHost,
-            Decider::EndpointToHost,
-            NFLOG_GROUP_ALLOW,
+            Decider::EndpointToHost(e2h_action),
+            group,
         );
         input.push(commented(
-            rule(vec![iif("cali*")], vec![e2h], Some(Verdict::Accept)),
-            "DefaultEndpointToHostAction ACCEPT",
+            rule(vec![iif("cali*")], vec![e2h], Some(verdict)),
+            format!("DefaultEndpointToHostAction {}", e2h_action.upper()),
         ));
         input.push(commented(
             rule(vec![mark(MARK_ACCEPT, true)], vec![], Some(Verdict::Accept)),

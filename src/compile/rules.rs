@@ -9,7 +9,7 @@ use ipnet::IpNet;
 
 use super::names::{hashed_id, set_name};
 use crate::nft::{Dir, Element, Family, Match, Name, Set, SetType};
-use crate::resolve::{EntityMatch, PortSpec, Rule, TargetPort, World};
+use crate::resolve::{EntityMatch, Failsafe, PortSpec, Rule, TargetPort, World};
 
 /// Protocols that have ports (TCP, UDP, SCTP).
 pub const PORT_PROTOS: [u8; 3] = [6, 17, 132];
@@ -455,30 +455,50 @@ fn entity(
     Some(options)
 }
 
-/// The failsafe matches (docs/semantics.md#failsafe-ports, TCP/UDP): `(protocol, port)` pairs grouped by
-/// protocol, one alternative per protocol.
-pub fn failsafe_matches(list: &[(u8, u16)], dir: Dir) -> Vec<Vec<Match>> {
+/// The failsafe matches (docs/semantics.md#failsafe-ports; decision
+/// `felix-configuration`): entries without a `net` grouped by protocol, one
+/// alternative per protocol; each entry with a `net` is its own alternative, the
+/// net matched on `net_dir` (the remote side).
+pub fn failsafe_matches(list: &[Failsafe], port_dir: Dir, net_dir: Dir) -> Vec<Vec<Match>> {
     let mut out = vec![];
-    for proto in [6u8, 17] {
-        let ranges: Vec<(u16, u16)> = list
-            .iter()
-            .filter(|(p, _)| *p == proto)
-            .map(|(_, port)| (*port, *port))
-            .collect();
-        if ranges.is_empty() {
-            continue;
-        }
-        out.push(vec![
+    let head = |proto: u8, ranges: Vec<(u16, u16)>| {
+        vec![
             Match::L4proto {
                 protos: vec![proto],
                 negate: false,
             },
             Match::Port {
-                dir,
+                dir: port_dir,
                 ranges,
                 negate: false,
             },
-        ]);
+        ]
+    };
+    for proto in [6u8, 17, 132] {
+        let ranges: Vec<(u16, u16)> = list
+            .iter()
+            .filter(|f| f.protocol == proto && f.net.is_none())
+            .map(|f| (f.port, f.port))
+            .collect();
+        if !ranges.is_empty() {
+            out.push(head(proto, ranges));
+        }
+    }
+    for f in list {
+        if let Some(net) = f.net {
+            let family = match net {
+                IpNet::V4(_) => Family::V4,
+                IpNet::V6(_) => Family::V6,
+            };
+            let mut m = head(f.protocol, vec![(f.port, f.port)]);
+            m.push(Match::Addr {
+                family,
+                dir: net_dir,
+                nets: vec![net],
+                negate: false,
+            });
+            out.push(m);
+        }
     }
     out
 }

@@ -268,6 +268,18 @@ fn typed(kind: Kind, root: &Node) -> Result<Resource, Diagnostic> {
             let (m, s) = env(root)?;
             (m, Body::ThreatFeed(s))
         }
+        Kind::FelixConfiguration => {
+            let (m, mut s): (_, types::FelixConfigurationSpec) = env(root)?;
+            if let Some(map) = root.get("spec").and_then(Node::as_map) {
+                s.fields = map
+                    .iter()
+                    .filter_map(|(k, _)| {
+                        Some(crate::diag::Spanned::new(k.span, k.as_str()?.to_string()))
+                    })
+                    .collect();
+            }
+            (m, Body::FelixConfiguration(s))
+        }
         Kind::K8sNetworkPolicy | Kind::StagedKubernetesNetworkPolicy => {
             let (m, s) = env(root)?;
             (m, Body::K8sNetworkPolicy(s))

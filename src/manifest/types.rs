@@ -255,6 +255,56 @@ pub struct FeedHeader {
 }
 
 // ---------------------------------------------------------------------------------
+// FelixConfiguration
+
+/// The fields policylab gives meaning to (docs/semantics.md#felix-configuration);
+/// `fields` holds every top-level key as written, for the "no effect" notes.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FelixConfigurationSpec {
+    pub default_endpoint_to_host_action: Option<Spanned<String>>,
+    pub failsafe_inbound_host_ports: Option<Vec<Spanned<ProtoPort>>>,
+    pub failsafe_outbound_host_ports: Option<Vec<Spanned<ProtoPort>>>,
+    pub log_prefix: Option<Spanned<String>>,
+    pub node_selector: Option<Spanned<String>>,
+    pub nat_outgoing_address: Option<Spanned<String>>,
+    pub device_route_source_address: Option<Spanned<String>>,
+    #[serde(rename = "deviceRouteSourceAddressIPv6")]
+    pub device_route_source_address_ipv6: Option<Spanned<String>>,
+    pub route_table_range: Option<Spanned<RouteTableRange>>,
+    pub route_table_ranges: Option<Vec<Spanned<RouteTableRange>>>,
+    /// Fields whose other values would change a probe and are not modelled
+    /// (decision `felix-configuration`).
+    pub iptables_filter_deny_action: Option<Spanned<String>>,
+    pub nftables_filter_deny_action: Option<Spanned<String>>,
+    pub interface_prefix: Option<Spanned<String>>,
+    pub ip_forwarding: Option<Spanned<String>>,
+    #[serde(rename = "ipv6Support")]
+    pub ipv6_support: Option<Spanned<bool>>,
+    pub disable_conntrack_invalid_check: Option<Spanned<bool>>,
+    pub log_action_rate_limit: Option<Spanned<String>>,
+    #[serde(rename = "bpfEnabled")]
+    pub bpf_enabled: Option<Spanned<bool>>,
+    /// Every key of `spec` as written (filled from the document, not by serde).
+    #[serde(skip)]
+    pub fields: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RouteTableRange {
+    pub min: i64,
+    pub max: i64,
+}
+
+/// One failsafe entry (`ProtoPort`): protocol defaults to tcp, no net means any.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ProtoPort {
+    pub protocol: Option<Spanned<String>>,
+    pub port: Spanned<i64>,
+    pub net: Option<Spanned<String>>,
+}
+
+// ---------------------------------------------------------------------------------
 // Kubernetes kinds
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -464,6 +514,8 @@ pub enum Kind {
     Tier,
     HostEndpoint,
     GlobalThreatFeed,
+    /// projectcalico.org/v3 FelixConfiguration (`default`, `node.<name>`).
+    FelixConfiguration,
     /// networking.k8s.io/v1 NetworkPolicy.
     K8sNetworkPolicy,
     /// policy.networking.k8s.io/v1alpha1.
@@ -513,6 +565,11 @@ impl Kind {
             "projectcalico.org/v3",
             "GlobalThreatFeed",
             Kind::GlobalThreatFeed,
+        ),
+        (
+            "projectcalico.org/v3",
+            "FelixConfiguration",
+            Kind::FelixConfiguration,
         ),
         (
             "networking.k8s.io/v1",
@@ -604,6 +661,7 @@ pub enum Body {
     NetworkSet(NetworkSetSpec),
     HostEndpoint(HostEndpointSpec),
     ThreatFeed(ThreatFeedSpec),
+    FelixConfiguration(FelixConfigurationSpec),
     K8sNetworkPolicy(K8sNetworkPolicySpec),
     AdminPolicy(AdminPolicySpec),
     Namespace,

@@ -196,6 +196,7 @@ pub fn validate(res: &Resource, ctx: &Context<'_>, diags: &mut Diagnostics) {
         Body::NetworkSet(spec) => v.network_set(res, spec),
         Body::HostEndpoint(spec) => v.host_endpoint(spec),
         Body::ThreatFeed(spec) => v.threat_feed(spec),
+        Body::FelixConfiguration(spec) => v.felix_configuration(res, spec),
         Body::K8sNetworkPolicy(spec) => v.k8s_network_policy(spec),
         Body::AdminPolicy(spec) => v.admin_policy(res, spec),
         Body::Pod(spec) => v.pod_spec(&Path::root("spec"), spec),
@@ -291,7 +292,8 @@ impl V<'_, '_, '_> {
                     Kind::NetworkSet
                     | Kind::GlobalNetworkSet
                     | Kind::HostEndpoint
-                    | Kind::GlobalThreatFeed => {
+                    | Kind::GlobalThreatFeed
+                    | Kind::FelixConfiguration => {
                         names::calico_name(CalicoNameRule::Subdomain, &n.value)
                     }
                     Kind::Namespace => names::dns1123_label(&n.value),
@@ -1183,6 +1185,193 @@ impl V<'_, '_, '_> {
 
     // -----------------------------------------------------------------------------
     // GlobalThreatFeed
+
+    /// FelixConfiguration: the CRD's CEL rules and libcalico-go's `ProtoPort`
+    /// checks (protocol tcp/udp/sctp, port 0..65535, `net` a CIDR or address).
+    fn felix_configuration(&mut self, res: &Resource, spec: &FelixConfigurationSpec) {
+        let sp = Path::root("spec");
+        let name = res.metadata.name();
+        let per_node = name == "default" || name.starts_with("node.");
+        match &spec.node_selector {
+            Some(sel) if per_node => self.err(
+                sel.span,
+                &sp.key("nodeSelector"),
+                "nodeSelector must not be set on the 'default' or per-node ('node.*') FelixConfiguration",
+            ),
+            // Decision `felix-configuration-scope`.
+            Some(sel) => self.err(
+                sel.span,
+                &sp.key("nodeSelector"),
+                "selector-scoped FelixConfiguration is not supported by policylab: use `default` or `node.<name>`",
+            ),
+            None if !per_node => {
+                if let Some(n) = &res.metadata.name {
+                    self.err(
+                        n.span,
+                        &Path::root("metadata").key("name"),
+                        format!("FelixConfiguration `{name}` applies to no node: Felix reads only `default` and `node.<name>`"),
+                    );
+                }
+            }
+            None => {}
+        }
+        // Values that would change a probe or a log line and that policylab does
+        // not model are rejected, never listed as "no effect".
+        let unmodelled =
+            "policylab does not model this value (it would change what probes or log lines show)";
+        for (field, value, ok) in [
+            (
+                "iptablesFilterDenyAction",
+                &spec.iptables_filter_deny_action,
+                &["", "drop"][..],
+            ),
+            (
+                "nftablesFilterDenyAction",
+                &spec.nftables_filter_deny_action,
+                &["", "drop"][..],
+            ),
+            ("interfacePrefix", &spec.interface_prefix, &["", "cali"][..]),
+            ("ipForwarding", &spec.ip_forwarding, &["enabled"][..]),
+        ] {
+            if let Some(v) = value {
+                if !ok.contains(&v.value.to_ascii_lowercase().as_str()) {
+                    self.err(
+                        v.span,
+                        &sp.key(field),
+                        format!("`{}`: {unmodelled}", v.value),
+                    );
+                }
+            }
+        }
+        for (field, value, ok) in [
+            ("ipv6Support", &spec.ipv6_support, true),
+            (
+                "disableConntrackInvalidCheck",
+                &spec.disable_conntrack_invalid_check,
+                false,
+            ),
+            ("bpfEnabled", &spec.bpf_enabled, false),
+        ] {
+            if let Some(v) = value {
+                if v.value != ok {
+                    self.err(
+                        v.span,
+                        &sp.key(field),
+                        format!("`{}`: {unmodelled}", v.value),
+                    );
+                }
+            }
+        }
+        if let Some(v) = &spec.log_action_rate_limit {
+            self.err(
+                v.span,
+                &sp.key("logActionRateLimit"),
+                format!("`{}`: {unmodelled}", v.value),
+            );
+        }
+        if let Some(p) = &spec.log_prefix {
+            if p.value.contains('%') {
+                self.err(
+                    p.span,
+                    &sp.key("logPrefix"),
+                    "the %t, %k, %n and %p specifiers are not supported by policylab",
+                );
+            }
+        }
+        if let (Some(r), Some(_)) = (&spec.route_table_range, &spec.route_table_ranges) {
+            self.err(
+                r.span,
+                &sp,
+                "routeTableRange and routeTableRanges cannot both be set",
+            );
+        }
+        if let Some(r) = &spec.route_table_range {
+            let v = &r.value;
+            if !(v.min >= 1 && v.max >= v.min && v.max <= 250) {
+                self.err(
+                    r.span,
+                    &sp.key("routeTableRange"),
+                    "must be a range of route table indices within 1..250",
+                );
+            }
+        }
+        for (i, r) in spec.route_table_ranges.iter().flatten().enumerate() {
+            let p = sp.key("routeTableRanges").idx(i);
+            if r.value.min < 1 {
+                self.err(r.span, &p, "min must be >= 1");
+            }
+            if r.value.min > r.value.max {
+                self.err(r.span, &p, "min must not be greater than max");
+            }
+        }
+        for (field, value, v6) in [
+            ("natOutgoingAddress", &spec.nat_outgoing_address, false),
+            (
+                "deviceRouteSourceAddress",
+                &spec.device_route_source_address,
+                false,
+            ),
+            (
+                "deviceRouteSourceAddressIPv6",
+                &spec.device_route_source_address_ipv6,
+                true,
+            ),
+        ] {
+            let Some(a) = value else { continue };
+            if a.value.is_empty() {
+                continue;
+            }
+            let ok = parse_ip(&a.value).is_some_and(|ip| ip.is_ipv6() == v6);
+            if !ok {
+                let fam = if v6 { "IPv6" } else { "IPv4" };
+                self.err(
+                    a.span,
+                    &sp.key(field),
+                    format!("{field} must be a valid {fam} address"),
+                );
+            }
+        }
+        for (field, list) in [
+            (
+                "failsafeInboundHostPorts",
+                &spec.failsafe_inbound_host_ports,
+            ),
+            (
+                "failsafeOutboundHostPorts",
+                &spec.failsafe_outbound_host_ports,
+            ),
+        ] {
+            for (i, pp) in list.iter().flatten().enumerate() {
+                let p = sp.key(field).idx(i);
+                if let Some(proto) = &pp.value.protocol {
+                    let ok = ["tcp", "udp", "sctp"]
+                        .iter()
+                        .any(|x| proto.value.eq_ignore_ascii_case(x));
+                    if !ok {
+                        self.unsupported(
+                            proto.span,
+                            &p.key("protocol"),
+                            &proto.value,
+                            &["TCP", "UDP", "SCTP"],
+                        );
+                    }
+                }
+                let port = &pp.value.port;
+                if !(0..=65535).contains(&port.value) {
+                    self.err(
+                        port.span,
+                        &p.key("port"),
+                        format!("port {} out of range 0..65535", port.value),
+                    );
+                }
+                if let Some(net) = &pp.value.net {
+                    if let Err(e) = parse_net(&net.value) {
+                        self.err(net.span, &p.key("net"), e);
+                    }
+                }
+            }
+        }
+    }
 
     fn threat_feed(&mut self, spec: &ThreatFeedSpec) {
         let sp = Path::root("spec");

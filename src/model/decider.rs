@@ -8,7 +8,7 @@
 use std::fmt;
 
 use super::DecidedBy;
-use crate::resolve::{Action, PolicyId};
+use crate::resolve::{Action, EndpointToHostAction, PolicyId};
 
 /// Who decided a stage or a flow, owned.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -35,7 +35,8 @@ pub enum Decider {
     Failsafe,
     DefaultForwardAllow,
     NotPoliced,
-    EndpointToHost,
+    /// `defaultEndpointToHostAction` of the workload's node.
+    EndpointToHost(EndpointToHostAction),
     NoServiceEndpoint,
     UntrackedReply,
     Unroutable,
@@ -77,7 +78,7 @@ impl From<DecidedBy<'_>> for Decider {
             DecidedBy::Failsafe => Decider::Failsafe,
             DecidedBy::DefaultForwardAllow => Decider::DefaultForwardAllow,
             DecidedBy::NotPoliced => Decider::NotPoliced,
-            DecidedBy::EndpointToHost => Decider::EndpointToHost,
+            DecidedBy::EndpointToHost(a) => Decider::EndpointToHost(a),
             DecidedBy::NoServiceEndpoint => Decider::NoServiceEndpoint,
             DecidedBy::UntrackedReply => Decider::UntrackedReply,
             DecidedBy::Unroutable => Decider::Unroutable,
@@ -127,7 +128,15 @@ impl fmt::Display for Decider {
             Decider::Failsafe => f.write_str("failsafe"),
             Decider::DefaultForwardAllow => f.write_str("default forward allow"),
             Decider::NotPoliced => f.write_str("not policed"),
-            Decider::EndpointToHost => f.write_str("endpoint to host (accept)"),
+            Decider::EndpointToHost(EndpointToHostAction::Accept) => {
+                f.write_str("endpoint to host (accept)")
+            }
+            Decider::EndpointToHost(EndpointToHostAction::Return) => {
+                f.write_str("endpoint to host (return: the host's INPUT chain accepts)")
+            }
+            Decider::EndpointToHost(EndpointToHostAction::Drop) => {
+                f.write_str("endpoint to host (drop)")
+            }
             Decider::NoServiceEndpoint => f.write_str("no service endpoint"),
             Decider::UntrackedReply => {
                 f.write_str("conntrack INVALID (doNotTrack: one direction bypassed conntrack)")

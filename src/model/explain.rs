@@ -35,8 +35,16 @@ impl fmt::Display for DecidedBy<'_> {
                 f.write_str("forwarded traffic is allowed by default")
             }
             DecidedBy::NotPoliced => f.write_str("no Calico policy on this path"),
-            DecidedBy::EndpointToHost => {
-                f.write_str("DefaultEndpointToHostAction ACCEPT (pod to its own host)")
+            DecidedBy::EndpointToHost(a) => {
+                write!(
+                    f,
+                    "DefaultEndpointToHostAction {} (pod to its own host",
+                    a.upper()
+                )?;
+                if *a == crate::resolve::EndpointToHostAction::Return {
+                    f.write_str("; the host's INPUT chain accepts")?;
+                }
+                f.write_str(")")
             }
             DecidedBy::NoServiceEndpoint => f.write_str("the service has no usable endpoint"),
             DecidedBy::UntrackedReply => {

@@ -38,30 +38,7 @@ use crate::resolve::{Action, PolicyId, World};
 pub use decider::Decider;
 pub use explain::{explain, flow_log_policies, FlowLogPolicies};
 
-/// Default `FailsafeInboundHostPorts` (docs/semantics.md#failsafe-ports): (protocol number, port).
-pub const FAILSAFE_INBOUND: &[(u8, u16)] = &[
-    (6, 22),
-    (17, 68),
-    (6, 179),
-    (6, 2379),
-    (6, 2380),
-    (6, 5473),
-    (6, 6443),
-    (6, 6666),
-    (6, 6667),
-];
-/// Default `FailsafeOutboundHostPorts` (docs/semantics.md#failsafe-ports).
-pub const FAILSAFE_OUTBOUND: &[(u8, u16)] = &[
-    (17, 53),
-    (17, 67),
-    (6, 179),
-    (6, 2379),
-    (6, 2380),
-    (6, 5473),
-    (6, 6443),
-    (6, 6666),
-    (6, 6667),
-];
+pub use crate::resolve::{FAILSAFE_INBOUND, FAILSAFE_OUTBOUND};
 
 /// The probe's L4 protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -165,8 +142,9 @@ pub enum DecidedBy<'w> {
     /// No Calico chain polices this hop (host → local pod, host → itself, an
     /// interface without a host endpoint, untracked/preDNAT stages without a verdict).
     NotPoliced,
-    /// Pod → its own host: `DefaultEndpointToHostAction` ACCEPT (decision `pod-to-own-host`).
-    EndpointToHost,
+    /// Pod → its own host: `DefaultEndpointToHostAction` (decisions `pod-to-own-host`,
+    /// `felix-configuration`).
+    EndpointToHost(crate::resolve::EndpointToHostAction),
     /// A service address with no (local) endpoint.
     NoServiceEndpoint,
     /// The flow was untracked (doNotTrack allow) but its replies are not allowed by

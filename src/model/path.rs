@@ -8,9 +8,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use super::matching::{evaluate_endpoint, target_port, Ctx, Outcome};
 use super::{
     DecidedBy, Destination, Flow, FlowSource, NotrackedReply, Packet, Proto, Stage, StageKind,
-    StageResult, Step, Verdict, FAILSAFE_INBOUND, FAILSAFE_OUTBOUND,
+    StageResult, Step, Verdict,
 };
-use crate::resolve::{Direction, EndpointKind, StageClass, World};
+use crate::resolve::{Direction, EndpointKind, EndpointToHostAction, Failsafe, StageClass, World};
 
 /// Where trace events go. [`NoSink`] compiles every trace call away.
 pub(crate) trait Sink<'w> {
@@ -593,29 +593,37 @@ impl<'w, S: Sink<'w>> Run<'w, '_, S> {
             self.sink
                 .begin(kind, self.node_name(node), Some(hep), reply, pkt);
         }
-        let has = |list: &[(u8, u16)], port: u16| list.contains(&(pkt.proto, port));
-        let failsafe = match kind {
-            StageKind::HostUntrackedIngress => {
-                has(FAILSAFE_INBOUND, pkt.dst_port) || has(FAILSAFE_OUTBOUND, pkt.src_port)
-            }
-            StageKind::HostUntrackedEgress => {
-                has(FAILSAFE_OUTBOUND, pkt.dst_port) || has(FAILSAFE_INBOUND, pkt.src_port)
-            }
+        // Failsafes of this node's Felix (decision `felix-configuration`): inbound
+        // entries match the remote source, outbound ones the remote destination.
+        let felix = &w.nodes[node].felix;
+        let hit = |list: &[Failsafe], port: u16, remote: std::net::IpAddr| {
+            list.iter().any(|f| {
+                f.protocol == pkt.proto
+                    && f.port == port
+                    && f.net.is_none_or(|n| n.contains(&remote))
+            })
+        };
+        let (inb, outb) = (&felix.failsafe_inbound[..], &felix.failsafe_outbound[..]);
+        // (matched on the destination port, matched on the source port)
+        let (by_dst, by_src) = match kind {
+            StageKind::HostUntrackedIngress => (
+                hit(inb, pkt.dst_port, pkt.src),
+                hit(outb, pkt.src_port, pkt.src),
+            ),
+            StageKind::HostUntrackedEgress => (
+                hit(outb, pkt.dst_port, pkt.dst),
+                hit(inb, pkt.src_port, pkt.dst),
+            ),
             StageKind::HostPreDnat | StageKind::HostNormalIngress => {
-                has(FAILSAFE_INBOUND, pkt.dst_port)
+                (hit(inb, pkt.dst_port, pkt.src), false)
             }
-            StageKind::HostNormalEgress => has(FAILSAFE_OUTBOUND, pkt.dst_port),
-            _ => false,
-        } && matches!(pkt.proto, 6 | 17);
+            StageKind::HostNormalEgress => (hit(outb, pkt.dst_port, pkt.dst), false),
+            _ => (false, false),
+        };
+        let failsafe = (by_dst || by_src) && matches!(pkt.proto, 6 | 17 | 132);
         let result = if failsafe {
             if S::ON {
-                let port = if has(FAILSAFE_INBOUND, pkt.dst_port)
-                    || has(FAILSAFE_OUTBOUND, pkt.dst_port)
-                {
-                    pkt.dst_port
-                } else {
-                    pkt.src_port
-                };
+                let port = if by_dst { pkt.dst_port } else { pkt.src_port };
                 self.sink.step(Step::Failsafe {
                     protocol: pkt.proto,
                     port,
@@ -730,12 +738,23 @@ impl<'w, S: Sink<'w>> Run<'w, '_, S> {
                 self.deliver(pkt)
             }
             Loc::Host(n) if n == node => {
-                self.simple_stage(
-                    StageKind::EndpointToHost,
-                    node,
-                    pkt,
-                    DecidedBy::EndpointToHost,
-                );
+                // `defaultEndpointToHostAction` (decision `felix-configuration`).
+                let action = self.w.nodes[node].felix.endpoint_to_host;
+                let by = DecidedBy::EndpointToHost(action);
+                if action == EndpointToHostAction::Drop {
+                    if S::ON {
+                        self.sink.begin(
+                            StageKind::EndpointToHost,
+                            self.node_name(node),
+                            None,
+                            false,
+                            pkt,
+                        );
+                        self.sink.end(StageResult::Deny(by));
+                    }
+                    return Err(self.deny(by, pkt, Verdict::Deny));
+                }
+                self.simple_stage(StageKind::EndpointToHost, node, pkt, by);
                 self.deliver(pkt)
             }
             _ => {

@@ -157,6 +157,10 @@ pub struct Report {
     pub alerts: Vec<Alert>,
     pub flow_logs: Vec<FlowLogEntry>,
     pub log_lines: Vec<LogEntry>,
+    /// Sorted, once each: FelixConfiguration fields without effect in the lab
+    /// (decision `felix-configuration`), from every step.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     pub summary: Summary,
 }
 
@@ -440,6 +444,13 @@ impl Report {
             alerts,
             flow_logs,
             log_lines,
+            notes: plan
+                .steps
+                .iter()
+                .flat_map(|s| s.world.notes.iter().cloned())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect(),
             summary,
         }
     }

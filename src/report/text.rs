@@ -100,6 +100,12 @@ pub(super) fn render(r: &Report) -> String {
             );
         }
     }
+    if !r.notes.is_empty() {
+        let _ = writeln!(out, "notes:");
+        for n in &r.notes {
+            let _ = writeln!(out, "  {n}");
+        }
+    }
     if !r.log_lines.is_empty() {
         let _ = writeln!(out, "Log rule lines:");
         for l in &r.log_lines {

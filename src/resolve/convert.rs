@@ -130,8 +130,10 @@ pub(super) fn build(inv: &Inventory, preview: bool) -> World {
             .into_iter()
             .flatten()
             .collect(),
+            felix: super::felix::for_node(inv, &n.name),
         })
         .collect();
+    world.notes = super::felix::notes(inv);
     let default_node = world
         .nodes
         .first()

@@ -20,6 +20,7 @@
 //! tier that does not exist (see [`World::diagnostics`]).
 
 mod convert;
+mod felix;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -31,6 +32,10 @@ use crate::inventory::Inventory;
 use crate::selector::{Expr, Layered, Selector};
 
 pub use convert::parse_protocol;
+pub use felix::{
+    EndpointToHostAction, Failsafe, FelixConfig, DEFAULT_LOG_PREFIX, FAILSAFE_INBOUND,
+    FAILSAFE_OUTBOUND,
+};
 
 /// Label every namespaced Calico entity carries.
 pub const LABEL_NAMESPACE: &str = "projectcalico.org/namespace";
@@ -79,6 +84,9 @@ pub struct World {
     pub selector_sets: Vec<SelectorSet>,
     /// Problems found while resolving (missing tiers, decision `missing-tier`).
     pub diagnostics: Vec<Diagnostic>,
+    /// Sorted notes for the report: FelixConfiguration fields without effect in
+    /// the lab (decision `felix-configuration`).
+    pub notes: Vec<String>,
     /// The world as it would be with the staged policies enforced (decision
     /// `staged-preview`); `None` when no staged policy would change anything.
     pub staged_preview: Option<std::sync::Arc<World>>,
@@ -108,6 +116,8 @@ pub struct Node {
     /// the node blackholes the addresses in them that no pod holds (decision
     /// `unroutable-address`).
     pub pod_ranges: Vec<ipnet::IpNet>,
+    /// Its Felix's configuration (decision `felix-configuration`).
+    pub felix: FelixConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -615,6 +625,16 @@ impl World {
 }
 
 /// Resolves an inventory into a world. Pure and deterministic.
+impl World {
+    /// The `logPrefix` of the Felix on node `node` (decision `felix-configuration`).
+    pub fn log_prefix(&self, node: &str) -> &str {
+        self.nodes
+            .iter()
+            .find(|n| n.name == node)
+            .map_or(DEFAULT_LOG_PREFIX, |n| n.felix.log_prefix.as_str())
+    }
+}
+
 pub fn resolve(inv: &Inventory) -> World {
     let mut world = convert::build(inv, false);
     if convert::has_effective_staged(inv) {

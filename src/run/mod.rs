@@ -108,6 +108,9 @@ impl fmt::Display for Outcome {
 /// A Log rule's line, dataplane-neutral.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct LogLine {
+    /// The logging node's `logPrefix` (decision `felix-configuration`), without
+    /// the `: ` Felix appends.
+    pub prefix: String,
     pub src: IpAddr,
     pub dst: IpAddr,
     /// IP protocol number.
@@ -120,7 +123,8 @@ impl fmt::Display for LogLine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "calico-packet: SRC={} DST={} PROTO={}",
+            "{}: SRC={} DST={} PROTO={}",
+            self.prefix,
             self.src,
             self.dst,
             proto_upper(self.proto)

@@ -142,6 +142,7 @@ pub(super) fn predict(
             {
                 let p = stage.packet;
                 log_lines.push(LogLine {
+                    prefix: world.log_prefix(stage.node).to_string(),
                     src: p.src,
                     dst: p.dst,
                     proto: p.proto,

@@ -1470,12 +1470,16 @@ macro_rules! plain {
     };
 }
 
-const KINDS: usize = 18;
+const KINDS: usize = 19;
 
 static ENTRIES: [Entry; KINDS] = [
     crd!(
         "GlobalNetworkPolicy",
         "projectcalico.org_globalnetworkpolicies.yaml"
+    ),
+    crd!(
+        "FelixConfiguration",
+        "projectcalico.org_felixconfigurations.yaml"
     ),
     crd!(
         "GlobalNetworkSet",

@@ -973,6 +973,10 @@ fn minimal(s: &Schema, i: usize) -> Json {
                 "A".to_string(),
                 "https://example.com/feed".to_string(),
                 "2024-01-31T12:00:00Z".to_string(),
+                "10s".to_string(),
+                "Auto".to_string(),
+                "1/second".to_string(),
+                String::new(),
             ];
             let t = candidates
                 .into_iter()
