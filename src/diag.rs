@@ -55,6 +55,76 @@ impl SourceFile {
     }
 }
 
+/// The most policylab reads from one file (64 MiB: a threat feed of a million
+/// addresses is about 16 MiB).
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
+
+/// Reads a UTF-8 text file, refusing what is not a regular file (a FIFO would
+/// block forever, `/dev/zero` never ends) and files over [`MAX_FILE_BYTES`]. The
+/// file is opened without blocking and checked after opening, so a FIFO cannot
+/// hang the open and nothing can be swapped in between.
+pub fn read_regular_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc_o_nonblock())
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        let what = file_type_name(&meta.file_type());
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("it is {what}, not a regular file: policylab reads only regular files"),
+        ));
+    }
+    let too_big = || {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "it is larger than {} MiB, the most policylab reads from one file",
+                MAX_FILE_BYTES >> 20
+            ),
+        )
+    };
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_big());
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        )
+    })
+}
+
+/// `O_NONBLOCK` on Linux (all architectures policylab runs on).
+const fn libc_o_nonblock() -> i32 {
+    0o4000
+}
+
+fn file_type_name(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "a special file"
+    }
+}
+
 /// The table of every file read in a run.
 #[derive(Debug, Clone, Default)]
 pub struct Sources {
@@ -77,10 +147,17 @@ impl Sources {
         id
     }
 
-    /// Reads a file from disk and registers it.
+    /// Reads a file from disk ([`read_regular_file`]) and registers it.
     pub fn read(&mut self, path: &Path) -> std::io::Result<FileId> {
-        let text = std::fs::read_to_string(path)?;
+        let text = read_regular_file(path)?;
         Ok(self.add(path, text))
+    }
+
+    /// Reads the file at `real` ([`read_regular_file`]) and registers it under the
+    /// name `name` (the path as the scenario wrote it, for positions and titles).
+    pub fn read_as(&mut self, name: &Path, real: &Path) -> std::io::Result<FileId> {
+        let text = read_regular_file(real)?;
+        Ok(self.add(name, text))
     }
 
     pub fn get(&self, id: FileId) -> &SourceFile {
@@ -133,6 +210,14 @@ impl Diagnostic {
     pub fn error_nowhere(message: impl Into<String>) -> Diagnostic {
         Diagnostic {
             severity: Severity::Error,
+            span: None,
+            message: message.into(),
+        }
+    }
+
+    pub fn warning_nowhere(message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            severity: Severity::Warning,
             span: None,
             message: message.into(),
         }

@@ -27,7 +27,8 @@ pub struct Inventory {
     /// In the order the scenario lists them (the first is the default node).
     pub nodes: Vec<NodeDef>,
     pub outside: Vec<OutsideHost>,
-    pub resources: BTreeMap<ResourceKey, Resource>,
+    /// Shared between the states of a scenario: a step copies pointers, not objects.
+    pub resources: BTreeMap<ResourceKey, std::sync::Arc<Resource>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

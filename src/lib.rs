@@ -14,6 +14,8 @@
 //! - [`model`]: the reference evaluator: `World` × `Flow` → `Decision` with the
 //!   full trace, `explain`, flow-log policy strings.
 //! - [`feed`]: threat-feed lists (newline, JSON, CSV) parsed into networks.
+//! - [`fuzz`]: the fuzz targets' bodies (scenario, manifest, selector, feed), shared by
+//!   `fuzz/` (cargo-fuzz) and the bounded property tests run in CI.
 //! - [`run`]: a scenario's steps on the reference model: the [`run::Plan`] with
 //!   every probe's prediction, feed pulls, and the types a dataplane fills in.
 //! - [`report`]: the run's report (text snapshot, JSON, JUnit) and exit code.
@@ -25,6 +27,7 @@
 pub mod compile;
 pub mod diag;
 pub mod feed;
+pub mod fuzz;
 pub mod inventory;
 pub mod lab;
 pub mod manifest;

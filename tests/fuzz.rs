@@ -1,6 +1,9 @@
-//! Bounded fuzzing of the input side: arbitrary bytes and mutated real manifests go
-//! through the YAML reader, the schema check and the manifest loader. The property
-//! is "never panics"; every failure must come back as diagnostics.
+//! Bounded fuzzing of the input side, on stable (CI): the bodies of the cargo-fuzz
+//! targets (`policylab::fuzz`: scenario, manifest, selector, feed) on arbitrary
+//! bytes and on mutated real inputs (scenarios, fixtures, the bad-input corpora).
+//! The property is "never panics" (and for selectors, the canonical form parses
+//! back to itself); every failure must come back as diagnostics. Cases per CI
+//! run: see `CASES` (`POLICYLAB_FUZZ_CASES` scales them).
 
 use policylab::diag::{Diagnostics, Sources};
 use policylab::manifest;
@@ -9,9 +12,36 @@ use proptest::prelude::*;
 
 /// Every fixture manifest, as seeds for mutation.
 fn seeds() -> Vec<String> {
+    files_under(&["fixtures"])
+}
+
+/// Cases of each property per run (CI): `POLICYLAB_FUZZ_CASES`, default 600.
+fn cases() -> u32 {
+    std::env::var("POLICYLAB_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(600)
+}
+
+/// Every scenario of the repository (shipped, tests, bad ones), as seeds.
+fn scenario_seeds() -> Vec<String> {
+    let mut s = files_under(&[
+        "scenarios",
+        "tests/scenarios",
+        "tests/bad_scenarios",
+        "tests/run_scenarios",
+    ]);
+    s.retain(|t| t.contains("steps:"));
+    s
+}
+
+/// Every `*.yaml` file under `dirs` (relative to the repository), sorted.
+fn files_under(dirs: &[&str]) -> Vec<String> {
     let mut out = Vec::new();
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
-    let mut dirs = vec![std::path::PathBuf::from(root)];
+    let mut dirs: Vec<std::path::PathBuf> = dirs
+        .iter()
+        .map(|d| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(d))
+        .collect();
     while let Some(d) = dirs.pop() {
         for e in std::fs::read_dir(&d).expect("fixtures directory is readable") {
             let p = e.expect("directory entry").path();
@@ -23,11 +53,24 @@ fn seeds() -> Vec<String> {
         }
     }
     out.sort();
-    assert!(
-        out.len() >= 20,
-        "expected the seed fixtures, found {}",
-        out.len()
-    );
+    assert!(out.len() >= 5, "expected seed files, found {}", out.len());
+    out
+}
+
+/// Selectors written in the fixtures and scenarios, as seeds.
+fn selector_seeds() -> Vec<String> {
+    let mut out: Vec<String> = files_under(&["fixtures", "scenarios", "tests/bad_input"])
+        .iter()
+        .flat_map(|t| t.lines().map(str::to_string).collect::<Vec<_>>())
+        .filter_map(|l| {
+            let (_, v) = l.split_once("elector:")?;
+            Some(v.trim().trim_matches(['\'', '"']).to_string())
+        })
+        .filter(|v| !v.is_empty())
+        .collect();
+    out.sort();
+    out.dedup();
+    assert!(out.len() >= 10, "{out:?}");
     out
 }
 
@@ -113,7 +156,7 @@ fn apply(mut text: String, edits: &[Edit]) -> String {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 600, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn arbitrary_text_never_panics(text in "\\PC{0,400}") {
@@ -133,6 +176,66 @@ proptest! {
         let seeds = seeds();
         let text = apply(seeds[which.index(seeds.len())].clone(), &edits);
         load(&text);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn mutated_scenarios_never_panic(
+        which in any::<proptest::sample::Index>(),
+        edits in proptest::collection::vec(edit(), 1..6),
+    ) {
+        static SEEDS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+        let seeds = SEEDS.get_or_init(scenario_seeds);
+        let text = apply(seeds[which.index(seeds.len())].clone(), &edits);
+        policylab::fuzz::scenario(text.as_bytes());
+    }
+
+    #[test]
+    fn arbitrary_scenario_text_never_panics(text in "(name: x\n|steps:\n|  - |probe: |a -> b|[ -~]{0,6}|\n){0,40}") {
+        policylab::fuzz::scenario(text.as_bytes());
+    }
+
+    #[test]
+    fn mutated_selectors_keep_their_canonical_form(
+        which in any::<proptest::sample::Index>(),
+        edits in proptest::collection::vec(edit(), 0..4),
+    ) {
+        static SEEDS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+        let seeds = SEEDS.get_or_init(selector_seeds);
+        let text = apply(seeds[which.index(seeds.len())].clone(), &edits);
+        policylab::fuzz::selector(text.as_bytes());
+    }
+
+    #[test]
+    fn arbitrary_selectors_never_panic(text in "[a-z()!&|=' \"]{0,12}( in | contains | has\\(|global\\(\\)|all\\(\\)|\\{|\\})?[a-z()!&|=' \",{}]{0,12}") {
+        policylab::fuzz::selector(text.as_bytes());
+    }
+
+    #[test]
+    fn arbitrary_feed_bodies_never_panic(
+        pick in any::<u8>(),
+        body in "([0-9./:a-f,;#\"{}\\[\\] ]|ips|addr|ip|\n|\r){0,120}",
+    ) {
+        let mut data = vec![pick];
+        data.extend_from_slice(body.as_bytes());
+        policylab::fuzz::feed(&data);
+    }
+
+    /// Alias bombs and deep nesting of any shape end at once, with an error.
+    #[test]
+    fn alias_bombs_end_quickly(levels in 3usize..12, fan in 2usize..30, deep in 0usize..2000) {
+        let mut t = format!("a1: &a1 [{}]\n", vec!["x"; fan].join(","));
+        for n in 2..=levels {
+            t.push_str(&format!("a{n}: &a{n} [{}]\n", vec![format!("*a{}", n - 1); fan].join(",")));
+        }
+        t.push_str(&format!("deep: {}x\n", "- ".repeat(deep)));
+        let start = std::time::Instant::now();
+        policylab::fuzz::manifest(t.as_bytes());
+        policylab::fuzz::scenario(t.as_bytes());
+        prop_assert!(start.elapsed() < std::time::Duration::from_secs(5));
     }
 }
 

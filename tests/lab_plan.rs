@@ -12,7 +12,11 @@ use rstest::rstest;
 
 fn load(text: &str) -> scenario::Scenario {
     let mut s = Sources::new();
-    let f = s.add("t/scenario.yaml", text);
+    // In `tests/`, so the repository (its `.policylab-root`) is the root.
+    let f = s.add(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenario.yaml"),
+        text,
+    );
     let mut d = Diagnostics::new();
     match load_file(&mut s, f, &mut d) {
         Some(sc) => sc,
@@ -74,7 +78,7 @@ steps:
         containers: [{name: c, image: x, ports: [{containerPort: 9100}]}]
   - probe: a -> b:8080/tcp
 "#;
-    let sc = load(&text.replace("MANIFEST", env!("CARGO_MANIFEST_DIR")));
+    let sc = load(&text.replace("MANIFEST", ".."));
     let p = plan(&sc).expect("plan");
     let a = p.pod("default", "a").expect("a");
     assert_eq!(a.node, "node-1");

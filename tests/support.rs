@@ -71,7 +71,10 @@ pub fn world(text: &str, nodes: Vec<NodeDef>) -> World {
         cluster: ClusterConfig::default(),
         nodes,
         outside: vec![],
-        resources: resources.into_iter().map(|r| (r.key(), r)).collect(),
+        resources: resources
+            .into_iter()
+            .map(|r| (r.key(), std::sync::Arc::new(r)))
+            .collect(),
     };
     resolve(&inv)
 }

@@ -94,6 +94,9 @@ pub fn world_of_yaml(text: &str) -> World {
         cluster: ClusterConfig::default(),
         nodes: vec![node("node1", "172.18.0.2"), node("node2", "172.18.0.3")],
         outside: vec![],
-        resources: resources.into_iter().map(|r| (r.key(), r)).collect(),
+        resources: resources
+            .into_iter()
+            .map(|r| (r.key(), std::sync::Arc::new(r)))
+            .collect(),
     })
 }

@@ -115,7 +115,10 @@ fn big_set_world(n: usize) -> (World, Vec<String>) {
             ports: vec![],
         }],
         outside: vec![],
-        resources: resources.into_iter().map(|r| (r.key(), r)).collect(),
+        resources: resources
+            .into_iter()
+            .map(|r| (r.key(), std::sync::Arc::new(r)))
+            .collect(),
     });
     (world, nets)
 }

@@ -44,6 +44,11 @@ pub enum Command {
         /// Scenario files, manifest files or directories.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// The folder every file a scenario names must resolve inside (default:
+        /// the nearest folder above the scenario holding a `.policylab-root` file,
+        /// else the directory given that holds it, else the scenario's folder).
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
     },
     /// Run scenarios and report every probe's verdict and who decided it.
     ///
@@ -92,6 +97,11 @@ pub enum Command {
         /// Scenario files or directories.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// The folder every file a scenario names must resolve inside (default:
+        /// the nearest folder above the scenario holding a `.policylab-root` file,
+        /// else the directory given that holds it, else the scenario's folder).
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
     },
     /// Explain, stage by stage and rule by rule, how the reference model decides
     /// one probe at one step of a scenario.
@@ -109,6 +119,11 @@ pub enum Command {
         step: usize,
         /// The probe, `FROM -> TO[:PORT][/PROTO]`.
         probe: String,
+        /// The folder every file a scenario names must resolve inside (default:
+        /// the nearest folder above the scenario holding a `.policylab-root` file,
+        /// else the directory given that holds it, else the scenario's folder).
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
     },
     /// Print the nftables policy the kernel dataplane loads: one table per node,
     /// each headed by `# node <name>`, as an `nft -f` script that atomically replaces
@@ -122,6 +137,11 @@ pub enum Command {
         /// the last step.
         #[arg(long)]
         step: Option<usize>,
+        /// The folder every file a scenario names must resolve inside (default:
+        /// the nearest folder above the scenario holding a `.policylab-root` file,
+        /// else the directory given that holds it, else the scenario's folder).
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
     },
     /// Remove the network namespaces of policylab runs that died (killed, crashed)
     /// and print their names; with `--all`, also those of runs still going. Nothing

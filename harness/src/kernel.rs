@@ -150,10 +150,10 @@ impl Kernel {
 }
 
 /// `policylab compile`: every node's table after a step.
-pub fn compile(scenario: &Path, step: Option<usize>) -> Exit {
+pub fn compile(scenario: &Path, root: Option<&Path>, step: Option<usize>) -> Exit {
     let mut sources = Sources::new();
     let mut diags = Diagnostics::new();
-    let Some(sc) = policylab::scenario::load(&mut sources, scenario, &mut diags) else {
+    let Some(sc) = crate::load_one(scenario, root, &mut sources, &mut diags) else {
         eprint!("{}", diags.render(&sources));
         return Exit::Invalid;
     };

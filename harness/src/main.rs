@@ -31,7 +31,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Exit {
     match cli.command {
-        Command::Check { paths } => check(&paths),
+        Command::Check { paths, root } => check(&paths, root.as_deref()),
         Command::Run {
             dataplane,
             format,
@@ -39,8 +39,10 @@ fn run(cli: Cli) -> Exit {
             log_lines,
             pcap,
             paths,
+            root,
         } => run_scenarios(
             &paths,
+            root.as_deref(),
             dataplane,
             format,
             Outputs {
@@ -53,8 +55,13 @@ fn run(cli: Cli) -> Exit {
             scenario,
             step,
             probe,
-        } => explain(&scenario, step, &probe),
-        Command::Compile { scenario, step } => kernel::compile(&scenario, step),
+            root,
+        } => explain(&scenario, root.as_deref(), step, &probe),
+        Command::Compile {
+            scenario,
+            step,
+            root,
+        } => kernel::compile(&scenario, root.as_deref(), step),
         Command::Clean { all } => kernel::clean(all),
     }
 }
@@ -102,6 +109,44 @@ fn observe(
             message: "the kernel dataplane is not started".into(),
         }),
     }
+}
+
+/// A scenario file found on the command line, with the directory named there
+/// that holds it (for its default root).
+struct Found {
+    path: PathBuf,
+    given_dir: Option<PathBuf>,
+}
+
+impl Found {
+    /// Loads it, confined to `--root` or its default root.
+    fn load(
+        &self,
+        root: Option<&Path>,
+        sources: &mut Sources,
+        diags: &mut Diagnostics,
+    ) -> Option<policylab::scenario::Scenario> {
+        let root = root.map_or_else(
+            || policylab::scenario::paths::default_root(&self.path, self.given_dir.as_deref()),
+            Path::to_path_buf,
+        );
+        policylab::scenario::load_in(sources, &self.path, &root, diags)
+    }
+}
+
+/// Loads the scenario at `path` (named directly) with `--root` or its default
+/// root.
+fn load_one(
+    path: &Path,
+    root: Option<&Path>,
+    sources: &mut Sources,
+    diags: &mut Diagnostics,
+) -> Option<policylab::scenario::Scenario> {
+    Found {
+        path: path.to_path_buf(),
+        given_dir: None,
+    }
+    .load(root, sources, diags)
 }
 
 /// The machine's host name for JUnit (`localhost` when it has none).
@@ -156,14 +201,17 @@ fn print_junit(reports: &[TimedReport<'_>], stop: Option<(Exit, &str, String)>, 
 }
 
 /// The scenario files named by `paths` (directories searched like `check`).
-fn scenario_files(paths: &[PathBuf], diags: &mut Diagnostics) -> Vec<PathBuf> {
+fn scenario_files(paths: &[PathBuf], diags: &mut Diagnostics) -> Vec<Found> {
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
             collect(p, &mut out, diags);
         } else {
-            match std::fs::read_to_string(p) {
-                Ok(t) if policylab::scenario::is_scenario_text(&t) => out.push(p.clone()),
+            match policylab::diag::read_regular_file(p) {
+                Ok(t) if policylab::scenario::is_scenario_text(&t) => out.push(Found {
+                    path: p.clone(),
+                    given_dir: None,
+                }),
                 Ok(_) => diags.push(Diagnostic::error_nowhere(format!(
                     "{}: not a scenario (no top-level `steps:`); `policylab check` checks manifests",
                     p.display()
@@ -183,6 +231,7 @@ fn scenario_files(paths: &[PathBuf], diags: &mut Diagnostics) -> Vec<PathBuf> {
 /// saying why.
 fn run_scenarios(
     paths: &[PathBuf],
+    root: Option<&Path>,
     dataplane: Dataplane,
     format: Format,
     outputs: Outputs<'_>,
@@ -203,7 +252,7 @@ fn run_scenarios(
     let files = scenario_files(paths, &mut diags);
     let scenarios: Vec<_> = files
         .iter()
-        .filter_map(|f| policylab::scenario::load(&mut sources, f, &mut diags))
+        .filter_map(|f| f.load(root, &mut sources, &mut diags))
         .collect();
     if files.is_empty() && !diags.has_errors() {
         diags.push(Diagnostic::error_nowhere(NOTHING_TO_CHECK));
@@ -343,10 +392,10 @@ fn run_scenarios(
 }
 
 /// Runs `explain`; returns the exit code (0 or 2).
-fn explain(scenario: &Path, step: usize, probe_text: &str) -> Exit {
+fn explain(scenario: &Path, root: Option<&Path>, step: usize, probe_text: &str) -> Exit {
     let mut sources = Sources::new();
     let mut diags = Diagnostics::new();
-    let Some(sc) = policylab::scenario::load(&mut sources, scenario, &mut diags) else {
+    let Some(sc) = load_one(scenario, root, &mut sources, &mut diags) else {
         eprint!("{}", diags.render(&sources));
         return Exit::Invalid;
     };
@@ -385,33 +434,64 @@ fn explain(scenario: &Path, step: usize, probe_text: &str) -> Exit {
     Exit::Ok
 }
 
-fn collect(dir: &Path, out: &mut Vec<PathBuf>, diags: &mut Diagnostics) {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => {
-            diags.push(Diagnostic::error_nowhere(format!(
-                "{}: cannot read directory: {e}",
-                dir.display()
-            )));
-            return;
-        }
-    };
-    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    paths.sort();
-    for p in paths {
-        if p.is_dir() {
-            collect(&p, out, diags);
-        } else if matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
-            let text = std::fs::read_to_string(&p).unwrap_or_default();
-            if policylab::scenario::is_scenario_text(&text) {
-                out.push(p);
+/// Every scenario under `dir`, in path order. Symbolic links are followed, but
+/// one leading back to a folder being walked is not (walkdir detects the loop):
+/// the walk always ends. Only regular files are read.
+fn collect(dir: &Path, out: &mut Vec<Found>, diags: &mut Diagnostics) {
+    let walk = walkdir::WalkDir::new(dir)
+        .follow_links(true)
+        .sort_by_file_name();
+    for entry in walk {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) if e.loop_ancestor().is_some() => {
+                let at = e
+                    .path()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
+                diags.push(Diagnostic::warning_nowhere(format!(
+                    "{at}: not searched: this symbolic link leads back to {}",
+                    e.loop_ancestor()
+                        .map(|a| a.display().to_string())
+                        .unwrap_or_default()
+                )));
+                continue;
             }
+            Err(e) => {
+                let at = e
+                    .path()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
+                diags.push(Diagnostic::error_nowhere(format!(
+                    "{at}: cannot read: {}",
+                    e.io_error()
+                        .map_or_else(|| e.to_string(), ToString::to_string)
+                )));
+                continue;
+            }
+        };
+        let p = entry.path();
+        if !entry.file_type().is_file()
+            || !matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+        {
+            continue;
+        }
+        match policylab::diag::read_regular_file(p) {
+            Ok(text) if policylab::scenario::is_scenario_text(&text) => out.push(Found {
+                path: p.to_path_buf(),
+                given_dir: Some(dir.to_path_buf()),
+            }),
+            Ok(_) => {}
+            Err(e) => diags.push(Diagnostic::error_nowhere(format!(
+                "{}: cannot read: {e}",
+                p.display()
+            ))),
         }
     }
 }
 
 /// Runs `check`; returns the exit code (0 or 2).
-fn check(paths: &[PathBuf]) -> Exit {
+fn check(paths: &[PathBuf], root: Option<&Path>) -> Exit {
     let mut sources = Sources::new();
     let mut diags = Diagnostics::new();
     let mut scenarios = Vec::new();
@@ -420,8 +500,11 @@ fn check(paths: &[PathBuf]) -> Exit {
         if p.is_dir() {
             collect(p, &mut scenarios, &mut diags);
         } else {
-            match std::fs::read_to_string(p) {
-                Ok(t) if policylab::scenario::is_scenario_text(&t) => scenarios.push(p.clone()),
+            match policylab::diag::read_regular_file(p) {
+                Ok(t) if policylab::scenario::is_scenario_text(&t) => scenarios.push(Found {
+                    path: p.clone(),
+                    given_dir: None,
+                }),
                 Ok(_) => manifests.push(p.clone()),
                 Err(e) => diags.push(Diagnostic::error_nowhere(format!(
                     "{}: cannot read: {e}",
@@ -435,7 +518,7 @@ fn check(paths: &[PathBuf]) -> Exit {
     }
     let loaded: Vec<_> = scenarios
         .iter()
-        .filter_map(|s| policylab::scenario::load(&mut sources, s, &mut diags))
+        .filter_map(|s| s.load(root, &mut sources, &mut diags))
         .collect();
     policylab::scenario::check_unique_names(&loaded, &sources, &mut diags);
     for m in &manifests {
@@ -475,12 +558,15 @@ mod tests {
 
     #[test]
     fn good_scenarios_exit_0() {
-        assert_eq!(check(&[root().join("tests/scenarios")]), Exit::Ok);
+        assert_eq!(check(&[root().join("tests/scenarios")], None), Exit::Ok);
     }
 
     #[test]
     fn bad_scenarios_exit_2() {
-        assert_eq!(check(&[root().join("tests/bad_scenarios")]), Exit::Invalid);
+        assert_eq!(
+            check(&[root().join("tests/bad_scenarios")], None),
+            Exit::Invalid
+        );
     }
 
     /// `--help` and the subcommands' long help point to the docs, and the pages

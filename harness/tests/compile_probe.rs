@@ -60,7 +60,10 @@ fn world(extra: &str) -> World {
             node("node-2", "172.18.0.12", None),
         ],
         outside: vec![],
-        resources: resources.into_iter().map(|r| (r.key(), r)).collect(),
+        resources: resources
+            .into_iter()
+            .map(|r| (r.key(), std::sync::Arc::new(r)))
+            .collect(),
     })
 }
 

@@ -170,6 +170,26 @@ fn detect_kind(root: &Node) -> Result<Kind, Diagnostic> {
     if let Some(found) = Kind::from_api(a, k) {
         return Ok(found);
     }
+    let list = || {
+        Kind::ALL
+            .iter()
+            .map(|(a, n, _)| format!("{a} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    // Kinds are short identifiers: a long one is quoted in part and not compared
+    // with the known names (the edit distance costs its length times theirs).
+    if k.chars().count() > 64 {
+        let head: String = k.chars().take(64).collect();
+        return Err(Diagnostic::error(
+            kind.span,
+            format!(
+                "unknown kind {head:?}... ({} characters); policylab reads: {}",
+                k.chars().count(),
+                list()
+            ),
+        ));
+    }
     let known_kind = Kind::ALL
         .iter()
         .filter(|(_, n, _)| *n == k)
@@ -190,15 +210,11 @@ fn detect_kind(root: &Node) -> Result<Kind, Diagnostic> {
             format!("unknown kind {k:?}; did you mean {close:?}?"),
         ));
     }
-    let list: Vec<String> = Kind::ALL
-        .iter()
-        .map(|(a, n, _)| format!("{a} {n}"))
-        .collect();
     Err(Diagnostic::error(
         kind.span,
         format!(
             "unknown kind {k:?} (apiVersion {a}); policylab reads: {}",
-            list.join(", ")
+            list()
         ),
     ))
 }

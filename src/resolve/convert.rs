@@ -419,7 +419,7 @@ pub(super) fn build(inv: &Inventory, preview: bool) -> World {
         inv.resources
             .values()
             .filter(|r| matches!(staged_action(r), Some("Set" | "Delete")))
-            .map(enforced_counterpart)
+            .map(|r| enforced_counterpart(r))
             .collect()
     } else {
         BTreeSet::new()

@@ -180,7 +180,7 @@ impl Feeds {
             let keep = self.feeds.remove(&k.name);
             let mut st = State {
                 config,
-                resource: r.clone(),
+                resource: Resource::clone(r),
                 nets: keep.as_ref().and_then(|s| s.nets.clone()),
                 last_ok: keep.as_ref().and_then(|s| s.last_ok),
                 error: None,
@@ -264,7 +264,7 @@ impl Feeds {
                     namespace: None,
                     name: set_name,
                 },
-                res,
+                std::sync::Arc::new(res),
             );
         }
     }
@@ -333,6 +333,25 @@ fn pull(
     }
 }
 
+/// The host of an `http(s)://` URL (an IPv6 literal without its brackets);
+/// `None` for another scheme.
+pub(crate) fn url_host(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    Some(authority_host(authority))
+}
+
+fn authority_host(authority: &str) -> &str {
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    if let Some(h) = authority.strip_prefix('[') {
+        h.split(']').next().unwrap_or(h)
+    } else {
+        authority.split(':').next().unwrap_or(authority)
+    }
+}
+
 /// The text served at `url`, or why there is none.
 fn fetch(url: &str, inv: &Inventory, failed: &BTreeSet<String>) -> Result<String, String> {
     let rest = url
@@ -344,12 +363,7 @@ fn fetch(url: &str, inv: &Inventory, failed: &BTreeSet<String>) -> Result<String
         None => (rest, "/"),
     };
     let path = path.split(['?', '#']).next().unwrap_or("/");
-    let authority = authority.rsplit('@').next().unwrap_or(authority);
-    let host = if let Some(h) = authority.strip_prefix('[') {
-        h.split(']').next().unwrap_or(h)
-    } else {
-        authority.split(':').next().unwrap_or(authority)
-    };
+    let host = authority_host(authority);
     let server = inv
         .outside
         .iter()

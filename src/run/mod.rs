@@ -484,7 +484,7 @@ pub fn plan(scenario: &Scenario, sources: &Sources) -> Plan {
     let mut feeds = feeds::Feeds::default();
     let mut clock = Duration::ZERO;
     let mut failed: BTreeSet<String> = BTreeSet::new();
-    let mut prev: Option<(Arc<World>, String)> = None;
+    let mut prev: Option<(Arc<World>, Arc<Inventory>)> = None;
     let mut steps = Vec::new();
     for (i, (step, inv)) in scenario.steps.iter().zip(states.iter()).enumerate() {
         let mut pulls = Vec::new();
@@ -504,21 +504,21 @@ pub fn plan(scenario: &Scenario, sources: &Sources) -> Plan {
         pulls.extend(feeds.sync(clock, inv, &failed));
         let mut inventory = inv.clone();
         feeds.inject(&mut inventory);
-        let fingerprint = world_fingerprint(&inventory);
+        let inventory = Arc::new(inventory);
         let (world, changed) = match &prev {
-            Some((w, fp)) if *fp == fingerprint => (w.clone(), false),
+            Some((w, before)) if same_world_input(before, &inventory) => (w.clone(), false),
             _ => (Arc::new(resolve::resolve(&inventory)), true),
         };
-        prev = Some((world.clone(), fingerprint));
+        prev = Some((world.clone(), inventory.clone()));
         let statuses = feeds.statuses();
-        let (action, title) = describe_step(&step.value, sources, &base, inv);
+        let (action, title) = describe_step(&step.value, sources, scenario.file, &base, inv);
         let mut planned = PlannedStep {
             number: i + 1,
             line: step.span.line,
             action,
             title,
             clock,
-            inventory: Arc::new(inventory),
+            inventory,
             world,
             world_changed: changed,
             failed_hosts: failed.clone(),
@@ -581,17 +581,26 @@ pub fn plan(scenario: &Scenario, sources: &Sources) -> Plan {
 }
 
 /// A cheap identity of what `resolve` reads, to share unchanged worlds.
-fn world_fingerprint(inv: &Inventory) -> String {
-    format!(
-        "{:?}|{:?}|{:?}|{:?}",
-        inv.cluster,
-        inv.nodes,
-        inv.outside
+/// Whether two states resolve to the same world: equal cluster, nodes, outside
+/// hosts (but their files) and resources. Resources a step did not touch are the
+/// same shared objects, so this costs a pointer comparison for each of them.
+fn same_world_input(a: &Inventory, b: &Inventory) -> bool {
+    let hosts = |i: &Inventory| {
+        i.outside
             .iter()
-            .map(|h| (&h.name, &h.ips, &h.ports))
-            .collect::<Vec<_>>(),
-        inv.resources
-    )
+            .map(|h| (h.name.clone(), h.ips.clone(), format!("{:?}", h.ports)))
+            .collect::<Vec<_>>()
+    };
+    a.cluster == b.cluster
+        && a.nodes == b.nodes
+        && hosts(a) == hosts(b)
+        && a.resources.len() == b.resources.len()
+        && a.resources
+            .iter()
+            .zip(&b.resources)
+            .all(|((ka, ra), (kb, rb))| {
+                ka == kb && (Arc::ptr_eq(ra, rb) || format!("{ra:?}") == format!("{rb:?}"))
+            })
 }
 
 fn planned_probe(step: &PlannedStep, p: &Probe, cell: Option<(usize, usize)>) -> PlannedProbe {
@@ -847,6 +856,7 @@ fn key_title(k: &ResourceKey) -> String {
 fn describe_step(
     step: &Step,
     sources: &Sources,
+    scenario_file: crate::diag::FileId,
     base: &Path,
     inv: &Inventory,
 ) -> (StepAction, String) {
@@ -856,9 +866,12 @@ fn describe_step(
             // Group the resources by the file they came from, in order.
             let mut groups: Vec<(String, Vec<String>)> = Vec::new();
             for r in resources {
+                // Inline manifests are in the scenario's own file (comparing
+                // the file, not parsing its text for each resource, keeps this
+                // linear).
                 let file = sources.path(r.span.file);
                 let name = if file.extension().is_some_and(|e| e == "yaml" || e == "yml")
-                    && !crate::scenario::is_scenario_text(sources.text(r.span.file))
+                    && r.span.file != scenario_file
                 {
                     display_rel(base, file)
                 } else {

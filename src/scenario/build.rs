@@ -52,7 +52,7 @@ struct World {
     lb_cidr: Ipv4Net,
     nodes: Vec<NodeDef>,
     outside: Vec<OutsideHost>,
-    resources: BTreeMap<ResourceKey, Resource>,
+    resources: BTreeMap<ResourceKey, std::sync::Arc<Resource>>,
     /// The document each resource was read from (for merge patches).
     docs: BTreeMap<ResourceKey, Node>,
     /// Addresses given to pods, kept when a pod is replaced.
@@ -77,7 +77,10 @@ impl World {
     }
 
     fn pods(&self) -> impl Iterator<Item = (&ResourceKey, &Resource)> {
-        self.resources.iter().filter(|(k, _)| k.kind == Kind::Pod)
+        self.resources
+            .iter()
+            .filter(|(k, _)| k.kind == Kind::Pod)
+            .map(|(k, r)| (k, &**r))
     }
 
     fn node_index(&self, name: &str) -> Option<usize> {
@@ -346,6 +349,8 @@ struct Loader<'a> {
     diags: &'a mut Diagnostics,
     file: FileId,
     dir: PathBuf,
+    /// Every file the scenario names resolves inside this (canonical) folder.
+    root: PathBuf,
     vars: BTreeMap<String, String>,
     world: World,
 }
@@ -353,6 +358,7 @@ struct Loader<'a> {
 pub(super) fn load(
     sources: &mut Sources,
     file: FileId,
+    root: &Path,
     diags: &mut Diagnostics,
 ) -> Option<Scenario> {
     let before = diags.error_count();
@@ -362,6 +368,7 @@ pub(super) fn load(
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
+    let root_dir = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
     let (doc, ds) = crate::yaml::parse_single(&text, file);
     diags.extend(ds);
     let doc = doc?;
@@ -461,6 +468,7 @@ pub(super) fn load(
         diags,
         file,
         dir,
+        root: root_dir,
         vars,
         world: World {
             cluster: ClusterConfig::default(),
@@ -621,6 +629,8 @@ pub(super) fn parse_probe(
         diags,
         file,
         dir: PathBuf::new(),
+        // A probe names no file.
+        root: PathBuf::new(),
         vars: vars.clone(),
         world,
         checked: Default::default(),
@@ -1133,10 +1143,31 @@ impl Loader<'_> {
         }
     }
 
-    /// Reads a file named relative to the scenario's directory.
+    /// The real path of a file named relative to the scenario's directory, when
+    /// it stays inside the scenario's root (else an error at `span`).
+    fn confined(&mut self, named: &str, span: Span, what: &str) -> Option<PathBuf> {
+        match super::paths::confine(&self.root, &self.dir, named) {
+            Ok(real) => Some(real),
+            Err(super::paths::Refused::Unreadable(e)) => {
+                // The messages of before confinement: "cannot read manifest `p`"
+                // and, for served files, "cannot read `p`".
+                let path = crate::diag::display_path(&self.dir.join(named));
+                let what = if what == "manifest" { "manifest " } else { "" };
+                self.err(span, format!("cannot read {what}`{path}`: {e}"));
+                None
+            }
+            Err(why) => {
+                self.err(span, super::paths::refusal(named, &self.root, &why, what));
+                None
+            }
+        }
+    }
+
+    /// Reads a file named relative to the scenario's directory, inside its root.
     fn read_aux(&mut self, f: &Spanned<String>) -> Option<(PathBuf, String)> {
         let path = self.dir.join(&f.value);
-        match std::fs::read_to_string(&path) {
+        let real = self.confined(&f.value, f.span, "file")?;
+        match crate::diag::read_regular_file(&real) {
             Ok(t) => Some((path, t)),
             Err(e) => {
                 self.err(
@@ -1522,7 +1553,10 @@ impl Loader<'_> {
                 }
             };
             let path = self.dir.join(&rel);
-            match self.sources.read(&path) {
+            let Some(real) = self.confined(&rel, item.span, "manifest") else {
+                continue;
+            };
+            match self.sources.read_as(&path, &real) {
                 Ok(f) => {
                     let t = self.sources.text(f).to_string();
                     let (ds, errs) = parse_stream(&t, f, Origin::default());
@@ -1579,6 +1613,34 @@ impl Loader<'_> {
     }
 
     /// Puts a resource into the world (allocating addresses); `None` on error.
+    /// A feed URL whose host is an IP literal must name an outside host of the
+    /// scenario: the lab has nothing else to connect to (and a kernel run must
+    /// not try to reach anything outside it).
+    fn check_feed_address(&mut self, spec: &crate::manifest::types::ThreatFeedSpec) -> Option<()> {
+        let Some(url) = spec
+            .pull
+            .as_ref()
+            .and_then(|p| p.value.http.as_ref())
+            .and_then(|h| h.value.url.as_ref())
+        else {
+            return Some(());
+        };
+        let Some(host) = crate::run::feeds::url_host(&url.value) else {
+            return Some(());
+        };
+        let Ok(ip) = host.parse::<IpAddr>() else {
+            return Some(());
+        };
+        if self.world.outside.iter().any(|h| h.ips.contains(&ip)) {
+            return Some(());
+        }
+        self.err(
+            url.span,
+            format!("feed URL `{}`: the address {ip} belongs to no outside host of the scenario (a feed is pulled from an outside host: name one of their addresses or `hostnames`)", url.value),
+        );
+        None
+    }
+
     fn admit(
         &mut self,
         mut res: Resource,
@@ -1605,6 +1667,9 @@ impl Loader<'_> {
                 format!("{key} already exists (`create` does not replace; use `apply`)"),
             );
             return None;
+        }
+        if let Body::ThreatFeed(spec) = &res.body {
+            self.check_feed_address(spec)?;
         }
         if let Body::Policy(spec) = &res.body {
             self.check_tier_exists(spec, res.span)?;
@@ -1635,7 +1700,9 @@ impl Loader<'_> {
         if let Some(d) = doc {
             self.world.docs.insert(key.clone(), d);
         }
-        self.world.resources.insert(key, res.clone());
+        self.world
+            .resources
+            .insert(key, std::sync::Arc::new(res.clone()));
         Some(res)
     }
 

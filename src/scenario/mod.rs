@@ -52,6 +52,7 @@
 //!   Deployment deletes its replica pods.
 
 mod build;
+pub mod paths;
 pub mod raw;
 mod schema;
 pub mod short;
@@ -227,11 +228,23 @@ pub struct Matrix {
     pub expect: Option<Vec<Vec<Expect>>>,
 }
 
-/// Loads and checks a scenario file. Every problem goes to `diags`; `None` when
-/// there was any error.
+/// Loads and checks a scenario file, confined to its default root
+/// ([`paths::default_root`]). Every problem goes to `diags`; `None` when there
+/// was any error.
 pub fn load(sources: &mut Sources, path: &Path, diags: &mut Diagnostics) -> Option<Scenario> {
+    load_in(sources, path, &paths::default_root(path, None), diags)
+}
+
+/// [`load`] with the root given: every file the scenario names must resolve
+/// inside `root` ([`paths`]).
+pub fn load_in(
+    sources: &mut Sources,
+    path: &Path,
+    root: &Path,
+    diags: &mut Diagnostics,
+) -> Option<Scenario> {
     match sources.read(path) {
-        Ok(file) => load_file(sources, file, diags),
+        Ok(file) => build::load(sources, file, root, diags),
         Err(e) => {
             diags.push(crate::diag::Diagnostic::error_nowhere(format!(
                 "{}: cannot read: {e}",
@@ -268,7 +281,8 @@ pub fn check_unique_names(scenarios: &[Scenario], sources: &Sources, diags: &mut
 /// Loads and checks a scenario already registered in `sources`. Relative paths in
 /// it are resolved against the directory of the file's path.
 pub fn load_file(sources: &mut Sources, file: FileId, diags: &mut Diagnostics) -> Option<Scenario> {
-    build::load(sources, file, diags)
+    let root = paths::default_root(sources.path(file), None);
+    build::load(sources, file, &root, diags)
 }
 
 /// Reads a probe given on its own (as `policylab explain` takes it: the short form

@@ -13,13 +13,30 @@
 //! Syntax errors are reported per document: the stream is cut at every `---` line
 //! and each piece is parsed on its own, so a broken document does not hide the
 //! problems of the next one.
+//!
+//! Hostile input is bounded: anchors and aliases may copy at most
+//! [`ALIAS_COPY_BASE`] + [`ALIAS_COPY_PER_BYTE`] nodes per byte of the document
+//! (never more than [`ALIAS_COPY_MAX`]): past that, the alias is an error (a
+//! "billion laughs" file is refused at its first alias over the limit instead of
+//! filling memory); collections nest at most [`MAX_DEPTH`] deep. Duplicate keys
+//! are found with a hash set, so a mapping's cost is linear in its entries.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, SpannedEventReceiver};
 
 use crate::diag::{Diagnostic, FileId, Span};
+
+/// Nodes that anchors and aliases may copy in any document.
+pub const ALIAS_COPY_BASE: usize = 10_000;
+/// Nodes that anchors and aliases may copy per byte of the document, beyond
+/// [`ALIAS_COPY_BASE`].
+pub const ALIAS_COPY_PER_BYTE: usize = 4;
+/// Nodes that anchors and aliases may copy in one document, however large.
+pub const ALIAS_COPY_MAX: usize = 1_000_000;
+/// How deep sequences and mappings may nest.
+pub const MAX_DEPTH: usize = 500;
 
 /// Where a piece of YAML text sits inside its file.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -461,13 +478,32 @@ pub fn parse_stream(text: &str, file: FileId, origin: Origin) -> (Vec<Document>,
             line_offset: origin.line_offset + first_line,
             col_offset: origin.col_offset,
         };
-        let mut b = Builder::new(file, origin);
+        let mut b = Builder::new(file, origin, chunk.len());
+        // Events are pulled one by one (the parser's `load` recurses once per
+        // nesting level, which a hostile file can use to overflow the stack), and
+        // the pull stops at the first limit passed.
         let mut parser = Parser::new_from_str(chunk);
-        let res = parser.load(&mut b, true);
-        docs.append(&mut b.docs);
+        let mut res = Ok(());
+        while let Some(ev) = parser.next_event() {
+            match ev {
+                Ok((ev, span)) => b.on_event(ev, span),
+                Err(e) => {
+                    res = Err(e);
+                    break;
+                }
+            }
+            if b.refused {
+                break;
+            }
+        }
+        if !b.refused {
+            docs.append(&mut b.docs);
+        }
         diags.append(&mut b.diags);
         if let Err(e) = res {
-            diags.push(scan_error(&e, chunk, file, origin));
+            if !b.refused {
+                diags.push(scan_error(&e, chunk, file, origin));
+            }
         }
     }
     (docs, diags)
@@ -680,12 +716,17 @@ enum Frame {
         span: Span,
         anchor: usize,
         items: Vec<Node>,
+        /// Nodes in this collection, itself included.
+        size: usize,
     },
     Map {
         span: Span,
         anchor: usize,
         entries: Vec<(Node, Node)>,
         pending_key: Option<Node>,
+        /// The text of every scalar key so far (duplicate keys in O(1)).
+        keys: HashSet<String>,
+        size: usize,
     },
 }
 
@@ -693,13 +734,20 @@ struct Builder {
     file: FileId,
     origin: Origin,
     stack: Vec<Frame>,
-    anchors: HashMap<usize, Node>,
+    /// Each anchored node with its number of nodes.
+    anchors: HashMap<usize, (Node, usize)>,
     docs: Vec<Document>,
     diags: Vec<Diagnostic>,
+    /// Nodes copied by anchors and aliases so far, and the most allowed.
+    copied: usize,
+    copy_limit: usize,
+    /// A limit was passed: the rest of the text is ignored and no document of it
+    /// is returned (its error is in `diags`).
+    refused: bool,
 }
 
 impl Builder {
-    fn new(file: FileId, origin: Origin) -> Builder {
+    fn new(file: FileId, origin: Origin, text_len: usize) -> Builder {
         Builder {
             file,
             origin,
@@ -707,6 +755,11 @@ impl Builder {
             anchors: HashMap::new(),
             docs: Vec::new(),
             diags: Vec::new(),
+            copied: 0,
+            copy_limit: ALIAS_COPY_BASE
+                .saturating_add(ALIAS_COPY_PER_BYTE.saturating_mul(text_len))
+                .min(ALIAS_COPY_MAX),
+            refused: false,
         }
     }
 
@@ -718,46 +771,85 @@ impl Builder {
         )
     }
 
-    fn push_node(&mut self, node: Node) {
+    /// Counts `n` more copied nodes (an anchor's or alias's); false, after the
+    /// error at `at`, when that passes the limit.
+    fn copy(&mut self, n: usize, at: Span, what: &str) -> bool {
+        let total = self.copied.saturating_add(n);
+        if total > self.copy_limit {
+            self.diags.push(Diagnostic::error(
+                at,
+                format!(
+                    "{what} would make this document's anchors and aliases copy {total} nodes; at most {} are allowed here ({ALIAS_COPY_BASE} + {ALIAS_COPY_PER_BYTE} per byte of the document, never more than {ALIAS_COPY_MAX}): refused as an alias bomb",
+                    self.copy_limit
+                ),
+            ));
+            self.refused = true;
+            return false;
+        }
+        self.copied = total;
+        true
+    }
+
+    /// Stores an anchored node (a copy: counted against the limit).
+    fn anchor(&mut self, anchor: usize, node: &Node, size: usize) -> bool {
+        if anchor == 0 {
+            return true;
+        }
+        if !self.copy(size, node.span, "this anchor") {
+            return false;
+        }
+        self.anchors.insert(anchor, (node.clone(), size));
+        true
+    }
+
+    fn push_node(&mut self, node: Node, size: usize) {
         match self.stack.last_mut() {
             None => self.docs.push(Document {
                 span: node.span,
                 root: node,
             }),
-            Some(Frame::Seq { items, .. }) => items.push(node),
+            Some(Frame::Seq {
+                items, size: total, ..
+            }) => {
+                items.push(node);
+                *total = total.saturating_add(size);
+            }
             Some(Frame::Map {
                 entries,
                 pending_key,
+                keys,
+                size: total,
                 ..
-            }) => match pending_key.take() {
-                None => *pending_key = Some(node),
-                Some(key) => {
-                    let dup = key.scalar_text().is_some()
-                        && entries.iter().any(|(k, _)| {
-                            k.scalar_text().is_some() && k.scalar_text() == key.scalar_text()
-                        });
-                    if dup {
-                        self.diags.push(Diagnostic::error(
-                            key.span,
-                            format!(
-                                "duplicate key `{}` in this mapping",
-                                key.scalar_text().unwrap_or_default()
-                            ),
-                        ));
-                    } else if key.scalar().is_none() {
-                        self.diags
-                            .push(Diagnostic::error(key.span, "mapping keys must be scalars"));
-                    } else {
-                        entries.push((key, node));
-                    }
+            }) => {
+                *total = total.saturating_add(size);
+                match pending_key.take() {
+                    None => *pending_key = Some(node),
+                    Some(key) => match key.scalar_text() {
+                        None => self
+                            .diags
+                            .push(Diagnostic::error(key.span, "mapping keys must be scalars")),
+                        Some(k) if keys.contains(k) => {
+                            self.diags.push(Diagnostic::error(
+                                key.span,
+                                format!("duplicate key `{k}` in this mapping"),
+                            ));
+                        }
+                        Some(k) => {
+                            keys.insert(k.to_string());
+                            entries.push((key, node));
+                        }
+                    },
                 }
-            },
+            }
         }
     }
 }
 
 impl<'input> SpannedEventReceiver<'input> for Builder {
     fn on_event(&mut self, ev: Event<'input>, span: saphyr_parser::Span) {
+        if self.refused {
+            return;
+        }
         let sp = self.span(span);
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
@@ -777,39 +869,51 @@ impl<'input> SpannedEventReceiver<'input> for Builder {
                         tag,
                     }),
                 };
-                if anchor != 0 {
-                    self.anchors.insert(anchor, node.clone());
+                if self.anchor(anchor, &node, 1) {
+                    self.push_node(node, 1);
                 }
-                self.push_node(node);
+            }
+            Event::SequenceStart(..) | Event::MappingStart(..) if self.stack.len() >= MAX_DEPTH => {
+                self.diags.push(Diagnostic::error(
+                    sp,
+                    format!("sequences and mappings nest more than {MAX_DEPTH} deep here"),
+                ));
+                self.refused = true;
             }
             Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq {
                 span: sp,
                 anchor,
                 items: Vec::new(),
+                size: 1,
             }),
             Event::MappingStart(anchor, _) => self.stack.push(Frame::Map {
                 span: sp,
                 anchor,
                 entries: Vec::new(),
                 pending_key: None,
+                keys: HashSet::new(),
+                size: 1,
             }),
             Event::SequenceEnd | Event::MappingEnd => {
-                let node = match self.stack.pop() {
+                let (anchor, node, size) = match self.stack.pop() {
                     Some(Frame::Seq {
                         span,
                         anchor,
                         items,
+                        size,
                     }) => (
                         anchor,
                         Node {
                             span,
                             value: Value::Seq(items),
                         },
+                        size,
                     ),
                     Some(Frame::Map {
                         span,
                         anchor,
                         entries,
+                        size,
                         ..
                     }) => (
                         anchor,
@@ -817,29 +921,31 @@ impl<'input> SpannedEventReceiver<'input> for Builder {
                             span,
                             value: Value::Map(entries),
                         },
+                        size,
                     ),
                     None => return,
                 };
-                if node.0 != 0 {
-                    self.anchors.insert(node.0, node.1.clone());
+                if self.anchor(anchor, &node, size) {
+                    self.push_node(node, size);
                 }
-                self.push_node(node.1);
             }
-            Event::Alias(id) => match self.anchors.get(&id) {
-                Some(n) => {
-                    let mut n = n.clone();
-                    n.span = sp;
-                    self.push_node(n)
+            Event::Alias(id) => match self.anchors.get(&id).map(|(_, size)| *size) {
+                Some(size) => {
+                    if self.copy(size, sp, "this alias") {
+                        if let Some((n, _)) = self.anchors.get(&id) {
+                            let mut n = n.clone();
+                            n.span = sp;
+                            self.push_node(n, size);
+                        }
+                    }
                 }
                 None => self
                     .diags
                     .push(Diagnostic::error(sp, "alias refers to an unknown anchor")),
             },
-            Event::StreamStart
-            | Event::StreamEnd
-            | Event::DocumentStart(_)
-            | Event::DocumentEnd
-            | Event::Nothing => {}
+            // Anchors belong to their document.
+            Event::DocumentStart(_) => self.anchors.clear(),
+            Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => {}
         }
     }
 }
@@ -906,6 +1012,90 @@ mod tests {
         let (_, diags) = parse("a: 1\na: 2\n");
         assert_eq!(diags.len(), 1);
         assert!(diags[0].message.contains("duplicate key `a`"));
+    }
+
+    /// The alias bomb: nine levels of ten aliases each (10^9 nodes).
+    fn alias_bomb(levels: usize) -> String {
+        let mut t = format!("a1: &a1 [{}]\n", ["lol"; 10].join(", "));
+        for n in 2..=levels {
+            t.push_str(&format!(
+                "a{n}: &a{n} [{}]\n",
+                vec![format!("*a{}", n - 1); 10].join(", ")
+            ));
+        }
+        t + "name: x\nsteps: []\n"
+    }
+
+    #[test]
+    fn an_alias_bomb_is_refused_at_the_alias_over_the_limit() {
+        let text = alias_bomb(9);
+        let start = std::time::Instant::now();
+        let (docs, diags) = parse(&text);
+        assert!(start.elapsed() < std::time::Duration::from_secs(2));
+        assert!(docs.is_empty(), "no half-built document");
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        let d = &diags[0];
+        // Lines 1-3 copy 2,453 nodes, each `*a3` 1,111 more: the budget
+        // (10,000 + 4 x 549 bytes = 12,196) ends at the ninth alias of line 4.
+        let sp = d.span.expect("a position");
+        assert_eq!((sp.line, sp.col), (4, 50), "{}", d.message);
+        assert!(
+            d.message
+                .starts_with("this alias would make this document's anchors and aliases copy "),
+            "{}",
+            d.message
+        );
+        assert!(d.message.contains("at most 12196 are allowed here (10000 + 4 per byte of the document, never more than 1000000): refused as an alias bomb"), "{}", d.message);
+    }
+
+    #[test]
+    fn ordinary_aliases_are_expanded() {
+        let (docs, diags) = parse("base: &b {app: web, tier: x}\nuse: *b\nlist: [*b, *b]\n");
+        assert!(diags.is_empty(), "{diags:?}");
+        let root = &docs[0].root;
+        assert_eq!(
+            root.get("use").unwrap().get("app").unwrap().as_str(),
+            Some("web")
+        );
+        assert_eq!(root.get("list").unwrap().as_seq().unwrap().len(), 2);
+        // The alias's node is placed where the alias is written.
+        assert_eq!(root.get("use").unwrap().span.line, 2);
+    }
+
+    #[test]
+    fn very_deep_nesting_ends_with_an_error_not_a_stack_overflow() {
+        let deep = format!("{}x\n", "- ".repeat(200_000));
+        let (docs, diags) = parse(&deep);
+        assert!(docs.is_empty());
+        assert!(diags[0].message.contains("nest more than 500 deep"));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        // Block sequences nest two bytes a level (flow ones stop at 255 in the
+        // scanner).
+        let deep = format!("{}x\n", "- ".repeat(MAX_DEPTH + 1));
+        let (docs, diags) = parse(&deep);
+        assert!(docs.is_empty());
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        let sp = diags[0].span.expect("a position");
+        assert_eq!((sp.line, sp.col), (1, 2 * MAX_DEPTH as u32 + 1));
+        assert!(diags[0].message.contains("nest more than 500 deep"));
+        let ok = format!("{}x\n", "- ".repeat(MAX_DEPTH));
+        let (docs, diags) = parse(&ok);
+        assert!(diags.is_empty() && docs.len() == 1, "{diags:?}");
+    }
+
+    #[test]
+    fn many_keys_are_linear() {
+        // 32,000 keys took 9.7 s with a linear duplicate search per key.
+        let text: String = (0..64_000).map(|i| format!("k{i}: v\n")).collect();
+        let start = std::time::Instant::now();
+        let (docs, diags) = parse(&(text + "k5: again\n"));
+        assert!(start.elapsed() < std::time::Duration::from_secs(3));
+        assert_eq!(docs[0].root.as_map().unwrap().len(), 64_000);
+        assert_eq!(diags.len(), 1);
+        assert!(diags[0].message.contains("duplicate key `k5`"));
     }
 
     #[test]
