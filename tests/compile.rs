@@ -205,6 +205,7 @@ meta mark & 0x20000 == 0x0 log[1] <WorkloadIngress: end of tier security (deny, 
 meta mark set meta mark & 0xfffdffff comment \"Start of tier soft\"
 meta mark & 0x20000 == 0x0 jump cali-pi-gnp.soft.c
 meta mark & 0x10000 == 0x10000 return comment \"Return if policy accepted\"
+meta mark & 0x20000 == 0x0 log[2] <WorkloadIngress: end of tier soft (pass, last policy gnp:soft.c)> comment \"End of tier soft. Pass if no policy decided\"
 jump cali-pri-kns.default
 meta mark & 0x10000 == 0x10000 return comment \"Return if profile accepted\"
 jump cali-pri-ksa.default.default
@@ -358,7 +359,8 @@ meta l4proto 6 th sport { 179, 2379, 2380, 5473, 6443, 6666, 6667 } accept comme
 meta l4proto 17 th sport { 53, 67 } accept comment \"Failsafe\"
 meta mark set meta mark & 0xfffdffff comment \"Start of tier default\"
 meta mark & 0x20000 == 0x0 jump cali-upi-gnp.untracked
-meta mark & 0x10000 == 0x10000 notrack accept comment \"Return if policy accepted\""
+meta mark & 0x10000 == 0x10000 notrack accept comment \"Return if policy accepted\"
+meta mark & 0x20000 == 0x0 log[2] <HostUntrackedIngress: end of tier default (pass, last policy gnp:untracked)> comment \"End of tier default. Pass if no policy decided\""
 )]
 #[case::prednat_allow_accepts_and_never_drops_at_the_end(
     "cali-dfh-eth0",
@@ -368,7 +370,8 @@ meta l4proto 6 th dport { 22, 179, 2379, 2380, 5473, 6443, 6666, 6667 } accept c
 meta l4proto 17 th dport 68 accept comment \"Failsafe\"
 meta mark set meta mark & 0xfffdffff comment \"Start of tier default\"
 meta mark & 0x20000 == 0x0 jump cali-dpi-gnp.pre
-meta mark & 0x10000 == 0x10000 accept comment \"Return if policy accepted\""
+meta mark & 0x10000 == 0x10000 accept comment \"Return if policy accepted\"
+meta mark & 0x20000 == 0x0 log[2] <HostPreDnat: end of tier default (pass, last policy gnp:pre)> comment \"End of tier default. Pass if no policy decided\""
 )]
 #[case::forward_without_policy_allows_by_default("cali-thfw-eth0", "\
 meta mark set meta mark & 0xfffcffff

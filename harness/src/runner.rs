@@ -78,7 +78,8 @@ use policylab::manifest::{Body, Kind, ResourceKey};
 use policylab::model::{Decider, StageKind};
 use policylab::resolve::{Action, Direction, EndpointToHostAction, World};
 use policylab::run::{
-    FeedPull, LogLine, Observation, Outcome, Plan, PlannedProbe, PlannedStep, ProbeFlow, PullResult,
+    FeedPull, LogLine, Observation, ObservedStage, Outcome, Plan, PlannedProbe, PlannedStep,
+    ProbeFlow, PullResult,
 };
 use policylab::scenario::{Endpoint, ProbeProtocol};
 
@@ -217,6 +218,9 @@ pub struct KernelEvent {
     pub prefix: String,
     pub packet: Option<FiveTuple>,
     pub log_rule: bool,
+    /// The event logged the probe's reply, not its own packet (an untracked
+    /// flow's reply dropped).
+    pub reply: bool,
     /// For a Log-rule event, the kernel's LOG line of the packet.
     pub line: Option<String>,
 }
@@ -425,6 +429,84 @@ fn path_order(events: &mut [KernelEvent]) {
         }
     }
     events.sort_by_key(|e| rank.get(&e.node).copied().unwrap_or(1));
+}
+
+/// Where a stage sits in one node's pipeline (raw, mangle, filter FORWARD or
+/// INPUT, POSTROUTING; raw and filter OUTPUT for the host's own traffic).
+fn stage_rank(k: StageKind) -> u8 {
+    match k {
+        StageKind::HostUntrackedIngress => 0,
+        StageKind::HostPreDnat => 1,
+        StageKind::ServiceDnat => 2,
+        StageKind::HostForwardIngress => 3,
+        StageKind::WorkloadEgress => 4,
+        StageKind::EndpointToHost | StageKind::HostNormalIngress | StageKind::Unpoliced => 5,
+        StageKind::HostForwardEgress => 6,
+        StageKind::ServiceSnat => 7,
+        StageKind::WorkloadIngress => 8,
+        StageKind::HostUntrackedEgress => 9,
+        StageKind::HostNormalEgress => 10,
+    }
+}
+
+/// The stages of a probe from its path-ordered verdict events (decision
+/// `kernel-flow-logs`): per node in path order, per stage in pipeline order; in a
+/// stage its passes, then its verdict (they come from different NFLOG groups, so
+/// arrival order does not tell); the packet as the stage's first event logged it.
+/// Replies and Log rules are left out.
+fn observed_stages(world: &World, events: &[KernelEvent]) -> Vec<ObservedStage> {
+    type Entry = (usize, u8, ObservedStage, Vec<(Decider, Action)>);
+    let mut nodes: Vec<&str> = Vec::new();
+    let mut stages: Vec<Entry> = Vec::new();
+    for e in events.iter().filter(|e| !e.log_rule && !e.reply) {
+        let (Some(t), Some(p)) = (&e.tag, &e.packet) else {
+            continue;
+        };
+        let np = match nodes.iter().position(|n| *n == e.node) {
+            Some(i) => i,
+            None => {
+                nodes.push(&e.node);
+                nodes.len() - 1
+            }
+        };
+        let i = match stages
+            .iter()
+            .position(|(n, _, s, _)| *n == np && s.kind == t.stage)
+        {
+            Some(i) => i,
+            None => {
+                stages.push((
+                    np,
+                    stage_rank(t.stage),
+                    ObservedStage {
+                        kind: t.stage,
+                        src: p.src,
+                        src_port: p.src_port,
+                        dst: p.dst,
+                        dst_port: p.dst_port,
+                        proto: p.protocol,
+                        deciders: Vec::new(),
+                    },
+                    Vec::new(),
+                ));
+                stages.len() - 1
+            }
+        };
+        let (_, _, st, verdicts) = &mut stages[i];
+        match effect(world, t) {
+            Effect::Pass => st.deciders.push((t.decider.clone(), Action::Pass)),
+            Effect::Allow => verdicts.push((t.decider.clone(), Action::Allow)),
+            Effect::Deny => verdicts.push((t.decider.clone(), Action::Deny)),
+        }
+    }
+    stages.sort_by_key(|(n, r, _, _)| (*n, *r));
+    stages
+        .into_iter()
+        .map(|(_, _, mut st, verdicts)| {
+            st.deciders.extend(verdicts);
+            st
+        })
+        .collect()
 }
 
 /// The deciding decider and the allowing ones, from path-ordered verdict events.
@@ -957,6 +1039,7 @@ impl KernelLab {
                 let Some(t) = e.tuple.as_ref().filter(|t| ours(t) || reply_drop(e, t)) else {
                     continue;
                 };
+                let reply = !ours(t);
                 // A connected TCP probe: drops of its later segments (no SYN) come
                 // after the handshake that decided it (model decision `notracked-reply`).
                 if outcome == Outcome::Allow
@@ -995,6 +1078,7 @@ impl KernelLab {
                     prefix: e.prefix.clone(),
                     packet: Some(*t),
                     log_rule,
+                    reply,
                     line: lines.pop(),
                 });
             }
@@ -1062,6 +1146,10 @@ impl KernelLab {
         } else {
             allowing
         };
+        let flow_logs = match world {
+            Some(w) => policylab::run::observed_records(w, flow, &observed_stages(w, &events)),
+            None => Vec::new(),
+        };
         events.extend(log_events);
         KernelProbe {
             observation: Observation {
@@ -1072,6 +1160,7 @@ impl KernelLab {
                 allowing,
                 logged: !log_lines.is_empty(),
                 log_lines,
+                flow_logs,
                 not_run: None,
             },
             events,
@@ -1093,6 +1182,7 @@ impl KernelLab {
                 allowing: Vec::new(),
                 logged: false,
                 log_lines: Vec::new(),
+                flow_logs: Vec::new(),
                 not_run: Some(why.to_string()),
             },
             events: Vec::new(),
@@ -1434,6 +1524,7 @@ mod tests {
             prefix: String::new(),
             packet: None,
             log_rule: false,
+            reply: false,
             line: None,
         }
     }

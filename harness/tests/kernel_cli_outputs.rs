@@ -75,7 +75,9 @@ fn log_lines_flow_logs_and_pcap_files_of_a_kernel_run() {
     ] {
         assert!(line.contains(part), "{part:?} not in {line}");
     }
-    // Flow logs: JSON lines, equal to the model run's.
+    // Flow logs: JSON lines, equal to the model run's but for the source port: the
+    // kernel's are what it logged (the probes' own ports, below 32768), the model's
+    // a placeholder (decision `kernel-flow-logs`).
     let kernel_flows = std::fs::read_to_string(&flows).expect("flow logs written");
     let o = run(&[
         "run",
@@ -86,9 +88,31 @@ fn log_lines_flow_logs_and_pcap_files_of_a_kernel_run() {
         seed,
     ]);
     assert_eq!(o.status.code(), Some(0));
+    let model_text = std::fs::read_to_string(&model_flows).expect("model flow logs");
+    let without_src_port = |text: &str| -> Vec<serde_json::Value> {
+        text.lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).expect("JSON");
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("src_port");
+                }
+                v
+            })
+            .collect()
+    };
     assert_eq!(
-        kernel_flows,
-        std::fs::read_to_string(&model_flows).expect("model flow logs")
+        without_src_port(&kernel_flows),
+        without_src_port(&model_text)
+    );
+    let kernel_ports: Vec<u64> = kernel_flows
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v.get("src_port").and_then(serde_json::Value::as_u64))
+        .collect();
+    assert!(!kernel_ports.is_empty());
+    assert!(
+        kernel_ports.iter().all(|p| (10_000..32_768).contains(p)),
+        "{kernel_ports:?}"
     );
     let first: serde_json::Value =
         serde_json::from_str(kernel_flows.lines().next().expect("a record")).expect("JSON");

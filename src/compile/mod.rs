@@ -489,6 +489,23 @@ impl<'w, 'l> NodeCx<'w, 'l> {
                     rule(vec![mark(MARK_PASS, false)], vec![log], Some(Verdict::Drop)),
                     format!("End of tier {}. Drop if no policies passed packet", t.name),
                 ));
+            } else if let Some(&last) = tp.policies.last() {
+                // A tier whose default action is Pass: logged like an explicit
+                // pass, so the kernel's flow logs name it (decision
+                // `kernel-flow-logs`); the next tier starts with the mark cleared.
+                let log = self.log(
+                    stage,
+                    Decider::EndOfTier {
+                        tier: t.name.clone(),
+                        policy: t.policies[last].id.clone(),
+                        action: Action::Pass,
+                    },
+                    NFLOG_GROUP_ALLOW,
+                );
+                out.push(commented(
+                    rule(vec![mark(MARK_PASS, false)], vec![log], None),
+                    format!("End of tier {}. Pass if no policy decided", t.name),
+                ));
             }
         }
         match class {

@@ -719,6 +719,17 @@ impl<'w, S: Sink<'w>> Run<'w, '_, S> {
 
     fn start_at_pod(&mut self, ep: usize, node: usize, mut pkt: Packet) -> Step2<'w> {
         self.dnat(node, &mut pkt)?;
+        if matches!(self.locate(pkt.dst), Loc::Outside)
+            && self.w.nodes[node]
+                .pod_ranges
+                .iter()
+                .any(|r| r.contains(&pkt.dst))
+        {
+            // Decision `unroutable-address`: a free address of the node's own pod
+            // range meets its blackhole route when the packet is routed, before
+            // any filter stage sees it.
+            return Err(self.deny(DecidedBy::Unroutable, pkt, Verdict::Deny));
+        }
         self.wl_stage(StageKind::WorkloadEgress, ep, Direction::Egress, pkt)?;
         match self.locate(pkt.dst) {
             Loc::Pod(dst, n) if n == node => {

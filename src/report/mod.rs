@@ -367,7 +367,17 @@ impl Report {
                         outcome: o.outcome,
                     });
                 }
-                for r in pred.flow_logs.iter().filter(|_| ran) {
+                // What the dataplane saw (the model: its prediction; the kernel:
+                // NFLOG, real source ports), shown without source ports.
+                // Staged policies are not enforced: their preview
+                // (`pending_policies`) is the model's on every dataplane.
+                let mut seen_flow_logs = o.flow_logs.clone();
+                for (s, p) in seen_flow_logs.iter_mut().zip(&pred.flow_logs) {
+                    if s.reporter == p.reporter {
+                        s.pending_policies = p.pending_policies.clone();
+                    }
+                }
+                for r in seen_flow_logs.iter().filter(|_| ran) {
                     flow_logs.push(FlowLogEntry {
                         step: st.number,
                         probe: probe_name.clone(),
@@ -399,7 +409,7 @@ impl Report {
                     observed: o,
                     checks,
                     disagreements: dis,
-                    flow_logs: pred.flow_logs.clone(),
+                    flow_logs: seen_flow_logs,
                 };
                 if !rp.ok() {
                     summary.failed_probes += 1;

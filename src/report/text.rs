@@ -119,9 +119,11 @@ pub(super) fn render(r: &Report) -> String {
         );
         for f in &r.flow_logs {
             let rec = &f.record;
-            let ports = match (rec.src_port, rec.dst_port) {
-                (Some(s), Some(d)) => format!("{}:{s} -> {}:{d}", rec.src_ip, rec.dst_ip),
-                _ => format!("{} -> {}", rec.src_ip, rec.dst_ip),
+            // No source port: the kernel's is the probe's real one (decision
+            // `kernel-flow-logs`), and the text must not depend on it.
+            let ports = match rec.dst_port {
+                Some(d) => format!("{} -> {}:{d}", rec.src_ip, rec.dst_ip),
+                None => format!("{} -> {}", rec.src_ip, rec.dst_ip),
             };
             let svc = rec
                 .destination_service

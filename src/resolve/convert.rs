@@ -116,12 +116,20 @@ pub(super) fn build(inv: &Inventory, preview: bool) -> World {
     world.nodes = inv
         .nodes
         .iter()
-        .map(|n| Node {
+        .enumerate()
+        .map(|(i, n)| Node {
             name: n.name.clone(),
             ip: IpAddr::V4(n.ip),
             ipv6: n.ipv6.map(IpAddr::V6),
             interfaces: n.interfaces.clone(),
             eth0_hep: None,
+            pod_ranges: [
+                inv.cluster.node_pod_range_v4(i).map(ipnet::IpNet::V4),
+                inv.cluster.node_pod_range_v6(i).map(ipnet::IpNet::V6),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
             felix: super::felix::for_node(inv, &n.name),
         })
         .collect();
@@ -590,6 +598,22 @@ pub(super) fn build(inv: &Inventory, preview: bool) -> World {
     }
     for n in 0..world.nodes.len() {
         world.nodes[n].eth0_hep = world.hep_for(n, "eth0");
+        // Decision `ipam-blocks`: a node's ranges are the blocks of its pods.
+        let blocks: Vec<ipnet::IpNet> = world
+            .endpoints
+            .iter()
+            .filter(|e| e.kind == EndpointKind::Workload && e.node == world.nodes[n].name)
+            .flat_map(|e| e.ips.iter())
+            .filter_map(|ip| match ip {
+                IpAddr::V4(v4) => inv.cluster.block_of(*v4).map(ipnet::IpNet::V4),
+                IpAddr::V6(_) => None,
+            })
+            .collect();
+        for b in blocks {
+            if !world.nodes[n].pod_ranges.contains(&b) {
+                world.nodes[n].pod_ranges.push(b);
+            }
+        }
     }
 
     // Selector sets: members.

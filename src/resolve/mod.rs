@@ -112,6 +112,10 @@ pub struct Node {
     pub interfaces: Vec<String>,
     /// The host endpoint that covers eth0 (the uplink), see [`World::hep_for`].
     pub eth0_hep: Option<usize>,
+    /// The node's pod ranges (its /24 and /64, or the IPAM blocks its pods are in):
+    /// the node blackholes the addresses in them that no pod holds (decision
+    /// `unroutable-address`).
+    pub pod_ranges: Vec<ipnet::IpNet>,
     /// Its Felix's configuration (decision `felix-configuration`).
     pub felix: FelixConfig,
 }

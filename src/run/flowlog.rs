@@ -14,8 +14,8 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 use super::ProbeFlow;
-use crate::model::{flow_log_policies, Decision, StageKind, StageResult};
-use crate::resolve::{EndpointKind, World};
+use crate::model::{flow_log_policies, Decider, Decision, StageKind, StageResult};
+use crate::resolve::{Action, EndpointKind, World};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -92,12 +92,111 @@ fn policing(k: StageKind) -> bool {
     )
 }
 
-pub(super) fn records(world: &World, d: &Decision<'_>, flow: &ProbeFlow) -> Vec<FlowLogRecord> {
-    let service = world
+fn service_of(world: &World, flow: &ProbeFlow) -> Option<String> {
+    world
         .services
         .iter()
         .find(|s| s.cluster_ip == Some(flow.dst_ip) || s.load_balancer_ip == Some(flow.dst_ip))
-        .map(|s| format!("{}/{}", s.namespace, s.name));
+        .map(|s| format!("{}/{}", s.namespace, s.name))
+}
+
+/// One stage of a probe as a dataplane saw it (the kernel: the NFLOG events of one
+/// stage on one node): the packet as that stage logged it, and each decider that
+/// acted there with what it did, in rule order (passes, then the verdict).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedStage {
+    pub kind: StageKind,
+    pub src: IpAddr,
+    pub src_port: u16,
+    pub dst: IpAddr,
+    pub dst_port: u16,
+    /// IP protocol number.
+    pub proto: u8,
+    pub deciders: Vec<(Decider, Action)>,
+}
+
+/// The flow-log records of a probe from what a dataplane saw, stage by stage in
+/// path order, built as [`records`] builds the model's (same reporters, names and
+/// policy strings), with the packet's real ports.
+pub fn observed_records(
+    world: &World,
+    flow: &ProbeFlow,
+    stages: &[ObservedStage],
+) -> Vec<FlowLogRecord> {
+    let service = service_of(world, flow);
+    let mut out = Vec::new();
+    for st in stages.iter().filter(|s| policing(s.kind)) {
+        let mut policies = Vec::new();
+        let mut action = None;
+        for (d, a) in &st.deciders {
+            let idx = policies.len();
+            let entry = match d {
+                Decider::Rule {
+                    tier,
+                    policy,
+                    rule_index,
+                    ..
+                } => Some(format!("{idx}|{tier}|{policy}|{}|{rule_index}", a.lower())),
+                Decider::EndOfTier { tier, policy, .. } => {
+                    Some(format!("{idx}|{tier}|{policy}|{}|-1", a.lower()))
+                }
+                Decider::Profile { name, rule_index } => Some(format!(
+                    "{idx}|__PROFILE__|pro:{name}|{}|{rule_index}",
+                    a.lower()
+                )),
+                _ => None,
+            };
+            policies.extend(entry);
+            match a {
+                Action::Allow => action = Some("allow"),
+                Action::Deny => action = Some("deny"),
+                Action::Pass | Action::Log => {}
+            }
+        }
+        let Some(action) = action else { continue };
+        let reporter = match st.kind {
+            StageKind::WorkloadEgress => Reporter::Src,
+            StageKind::WorkloadIngress => Reporter::Dst,
+            _ if policies.is_empty() => continue,
+            StageKind::HostUntrackedEgress
+            | StageKind::HostNormalEgress
+            | StageKind::HostForwardEgress => Reporter::Src,
+            _ => Reporter::Dst,
+        };
+        // The namespace of the stage's own endpoint: the workload that sent
+        // (egress) or receives (ingress) the packet.
+        let own = match st.kind {
+            StageKind::WorkloadEgress => Some(st.src),
+            StageKind::WorkloadIngress => Some(st.dst),
+            _ => None,
+        };
+        let own_ns = own
+            .and_then(|ip| world.owner(ip).workload)
+            .and_then(|e| world.endpoints.get(e))
+            .and_then(|e| e.namespace.clone());
+        let ports = matches!(st.proto, 6 | 17 | 132);
+        out.push(FlowLogRecord {
+            reporter,
+            src_ip: st.src,
+            dst_ip: st.dst,
+            proto: proto_name(st.proto),
+            src_port: ports.then_some(st.src_port),
+            dst_port: ports.then_some(st.dst_port),
+            source: meta(world, st.src, own_ns.as_deref()),
+            destination: meta(world, st.dst, own_ns.as_deref()),
+            destination_service: service.clone(),
+            action,
+            // Staged policies are not enforced: no dataplane sees them, and the
+            // report takes their preview from the model (decision `kernel-flow-logs`).
+            pending_policies: policies.clone(),
+            policies,
+        });
+    }
+    out
+}
+
+pub(super) fn records(world: &World, d: &Decision<'_>, flow: &ProbeFlow) -> Vec<FlowLogRecord> {
+    let service = service_of(world, flow);
     let stages = d.trace.iter().filter(|s| policing(s.kind));
     let mut out = Vec::new();
     for (stage, fl) in stages.zip(flow_log_policies(d)) {

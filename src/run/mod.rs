@@ -63,7 +63,7 @@ use crate::scenario::{
 };
 
 pub use feeds::{FeedPull, FeedStatus, PullResult};
-pub use flowlog::{EndpointMeta, FlowLogRecord, Reporter};
+pub use flowlog::{observed_records, EndpointMeta, FlowLogRecord, ObservedStage, Reporter};
 
 /// What a probe saw.
 #[derive(
@@ -200,6 +200,9 @@ pub struct Observation {
     pub allowing: Vec<Decider>,
     pub logged: bool,
     pub log_lines: Vec<LogLine>,
+    /// The flow-log records of what the dataplane saw (the kernel: from NFLOG, with
+    /// the probe's real source port; decision `kernel-flow-logs`).
+    pub flow_logs: Vec<FlowLogRecord>,
     /// Why the dataplane could not run this probe (the kernel: "this kernel has no
     /// SCTP"); nothing else of the observation then means anything, and the report
     /// counts the probe apart, neither held nor failed.
@@ -218,6 +221,7 @@ impl Observation {
             allowing: p.allowing.clone(),
             logged: p.logged,
             log_lines: p.log_lines.clone(),
+            flow_logs: p.flow_logs.clone(),
             not_run: None,
         }
     }
@@ -289,6 +293,38 @@ pub fn disagreements(p: &Prediction, o: &Observation) -> Vec<Disagreement> {
             what: "logged",
             model: p.logged.to_string(),
             dataplane: o.logged.to_string(),
+        });
+    }
+    // Flow logs, but for the source port (the model's is a placeholder).
+    let unported = |r: &[FlowLogRecord]| -> Vec<FlowLogRecord> {
+        r.iter()
+            .map(|x| FlowLogRecord {
+                src_port: None,
+                pending_policies: Vec::new(),
+                ..x.clone()
+            })
+            .collect()
+    };
+    if o.not_run.is_none() && unported(&p.flow_logs) != unported(&o.flow_logs) {
+        let show = |r: &[FlowLogRecord]| {
+            r.iter()
+                .map(|x| {
+                    format!(
+                        "{:?} {} -> {} {} [{}]",
+                        x.reporter,
+                        x.src_ip,
+                        x.dst_ip,
+                        x.action,
+                        x.policies.join(", ")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        out.push(Disagreement {
+            what: "flow logs",
+            model: show(&p.flow_logs),
+            dataplane: show(&o.flow_logs),
         });
     }
     out
