@@ -4,34 +4,13 @@
 
 mod common;
 
+use common::cli::{code, out, policylab, root, text};
+
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Output, Stdio};
 
 use policylab_harness::exit::Exit;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn policylab(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_policylab"));
-    c.args(args).current_dir(root());
-    c.env_remove(policylab_harness::runner::PERTURB_ENV);
-    c
-}
-
-fn out(args: &[&str]) -> Output {
-    policylab(args).output().expect("the policylab binary runs")
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().expect("exited, not killed")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 /// A fresh, empty directory for one test.
 fn temp_dir(test: &str) -> PathBuf {

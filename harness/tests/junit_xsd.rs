@@ -9,6 +9,8 @@
 
 mod common;
 
+use common::cli::{code, policylab, root, text};
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -19,25 +21,6 @@ use policylab::report::{Report, RunError, TimedReport};
 use policylab::run::Outcome;
 
 const SCHEMAS: [&str; 2] = ["junit-10.xsd", "JUnit.xsd"];
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn policylab(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_policylab"));
-    c.args(args).current_dir(root());
-    c.env_remove(policylab_harness::runner::PERTURB_ENV);
-    c
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().expect("exited, not killed")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 /// Whether xmllint can run; panics with what to do when it cannot, unless the
 /// user opted out with `POLICYLAB_SKIP_XSD=1` (then false).

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod cli;
+
 use std::net::IpAddr;
 
 use policylab::lab::{LabPlan, NodePlan, OutsideHostPlan, PodPlan, ServerSpec};
