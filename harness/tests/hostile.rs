@@ -8,7 +8,7 @@ use common::cli::{code, out, policylab, root, text};
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Output, Stdio};
+use std::process::{ExitStatus, Output, Stdio};
 
 use policylab_harness::exit::Exit;
 

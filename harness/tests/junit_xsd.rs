@@ -12,8 +12,7 @@ mod common;
 use common::cli::{code, policylab, root, text};
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
 use policylab::diag::{Diagnostics, Sources};

@@ -5,7 +5,6 @@ mod common;
 
 use common::cli::{code, out, policylab, root, text};
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
