@@ -154,14 +154,8 @@ pub fn observed_records(
             }
         }
         let Some(action) = action else { continue };
-        let reporter = match st.kind {
-            StageKind::WorkloadEgress => Reporter::Src,
-            StageKind::WorkloadIngress => Reporter::Dst,
-            _ if policies.is_empty() => continue,
-            StageKind::HostUntrackedEgress
-            | StageKind::HostNormalEgress
-            | StageKind::HostForwardEgress => Reporter::Src,
-            _ => Reporter::Dst,
+        let Some(reporter) = reporter(st.kind, !policies.is_empty()) else {
+            continue;
         };
         // The namespace of the stage's own endpoint: the workload that sent
         // (egress) or receives (ingress) the packet.
@@ -174,23 +168,17 @@ pub fn observed_records(
             .and_then(|ip| world.owner(ip).workload)
             .and_then(|e| world.endpoints.get(e))
             .and_then(|e| e.namespace.clone());
-        let ports = matches!(st.proto, 6 | 17 | 132);
-        out.push(FlowLogRecord {
+        // Staged policies are not enforced: no dataplane sees them, and the report
+        // takes their preview from the model (decision `kernel-flow-logs`).
+        out.push(record(
+            world,
             reporter,
-            src_ip: st.src,
-            dst_ip: st.dst,
-            proto: proto_name(st.proto),
-            src_port: ports.then_some(st.src_port),
-            dst_port: ports.then_some(st.dst_port),
-            source: meta(world, st.src, own_ns.as_deref()),
-            destination: meta(world, st.dst, own_ns.as_deref()),
-            destination_service: service.clone(),
+            (st.src, st.dst, st.proto, st.src_port, st.dst_port),
+            own_ns.as_deref(),
+            &service,
             action,
-            // Staged policies are not enforced: no dataplane sees them, and the
-            // report takes their preview from the model (decision `kernel-flow-logs`).
-            pending_policies: policies.clone(),
             policies,
-        });
+        ));
     }
     out
 }
@@ -208,37 +196,69 @@ pub(super) fn records(world: &World, d: &Decision<'_>, flow: &ProbeFlow) -> Vec<
             StageResult::Deny(_) => "deny",
             StageResult::Continue => continue,
         };
-        let reporter = match stage.kind {
-            StageKind::WorkloadEgress => Reporter::Src,
-            StageKind::WorkloadIngress => Reporter::Dst,
-            _ if fl.policies.is_empty() => continue,
-            StageKind::HostUntrackedEgress
-            | StageKind::HostNormalEgress
-            | StageKind::HostForwardEgress => Reporter::Src,
-            _ => Reporter::Dst,
+        let Some(reporter) = reporter(stage.kind, !fl.policies.is_empty()) else {
+            continue;
         };
         let own_ns = stage
             .endpoint
             .and_then(|e| world.endpoints.get(e))
             .and_then(|e| e.namespace.clone());
         let p = stage.packet;
-        let ports = matches!(p.proto, 6 | 17 | 132);
-        out.push(FlowLogRecord {
+        out.push(record(
+            world,
             reporter,
-            src_ip: p.src,
-            dst_ip: p.dst,
-            proto: proto_name(p.proto),
-            src_port: ports.then_some(p.src_port),
-            dst_port: ports.then_some(p.dst_port),
-            source: meta(world, p.src, own_ns.as_deref()),
-            destination: meta(world, p.dst, own_ns.as_deref()),
-            destination_service: service.clone(),
+            (p.src, p.dst, p.proto, p.src_port, p.dst_port),
+            own_ns.as_deref(),
+            &service,
             action,
-            pending_policies: fl.policies.clone(),
-            policies: fl.policies,
-        });
+            fl.policies,
+        ));
     }
     out
+}
+
+/// Which end reports a policing stage: workload stages always (egress `src`,
+/// ingress `dst`); a host-endpoint stage only where a tier applied (`has_policies`),
+/// `src` for egress stages and `dst` for the others.
+fn reporter(kind: StageKind, has_policies: bool) -> Option<Reporter> {
+    match kind {
+        StageKind::WorkloadEgress => Some(Reporter::Src),
+        StageKind::WorkloadIngress => Some(Reporter::Dst),
+        _ if !has_policies => None,
+        StageKind::HostUntrackedEgress
+        | StageKind::HostNormalEgress
+        | StageKind::HostForwardEgress => Some(Reporter::Src),
+        _ => Some(Reporter::Dst),
+    }
+}
+
+/// One record of the packet `(src, dst, proto, src_port, dst_port)` as a stage saw
+/// it; ports only for TCP, UDP and SCTP. The pending (staged) policy trace starts
+/// as the enforced one; `run::predict` replaces it with the staged preview's.
+fn record(
+    world: &World,
+    reporter: Reporter,
+    (src, dst, proto, src_port, dst_port): (IpAddr, IpAddr, u8, u16, u16),
+    own_ns: Option<&str>,
+    service: &Option<String>,
+    action: &'static str,
+    policies: Vec<String>,
+) -> FlowLogRecord {
+    let ports = matches!(proto, 6 | 17 | 132);
+    FlowLogRecord {
+        reporter,
+        src_ip: src,
+        dst_ip: dst,
+        proto: proto_name(proto),
+        src_port: ports.then_some(src_port),
+        dst_port: ports.then_some(dst_port),
+        source: meta(world, src, own_ns),
+        destination: meta(world, dst, own_ns),
+        destination_service: service.clone(),
+        action,
+        pending_policies: policies.clone(),
+        policies,
+    }
 }
 
 /// docs/semantics.md#network-sets-in-flow-logs: a workload, a host endpoint, a network set (longest prefix; the
